@@ -1,0 +1,29 @@
+"""sikd_utils — the code behind the SIKD Book.
+
+Shape-intensity knowledge distillation (Dong, Du & Xu, Frontiers of Computer Science 2025):
+train a skip-free teacher U-Net on class-wise mean images, then distil its last decoder features
+into an ordinary U-Net trained on raw images.
+
+Modules import in one direction: data → averaging → models/distill → train → metrics → evaluation
+→ viz/experiment. Submodules load on first use, so ``import sikd_utils`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("averaging", "data", "distill", "evaluation", "experiment", "metrics", "models", "train", "viz")
+
+__all__ = list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,122 @@
+"""The paper's 2D U-Net and its skip-free teacher.
+
+Written by hand because no library U-Net matches the official parameter counts: the SIKD teacher is
+the *same* network with every encoder→decoder skip removed, so both must come from one definition.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UNet", "count_parameters", "architecture_of"]
+
+DEPTH = 4  # number of 2× poolings; inputs are padded to a multiple of 2**DEPTH
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3×3 conv + BatchNorm + ReLU layers (the official block; convs keep their bias)."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UpConv(nn.Sequential):
+    """Bilinear ×2 upsampling then one 3×3 conv + BatchNorm + ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net with encoder widths b, 2b, 4b, 8b, 16b; ``skip_connections=False`` gives the SIKD teacher.
+
+    ``forward`` returns ``(logits, features)``: ``features`` is the output of the last decoder block
+    (``base_channels`` channels at input resolution, after BN+ReLU), the tensor SIKD distils.
+    Any input height/width works: it is zero-padded to a multiple of 16 and the outputs are cropped back.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 4,
+        base_channels: int = 64,
+        skip_connections: bool = True,
+    ):
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("base_channels", base_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (background + one class), got {num_classes}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.base_channels = base_channels
+        self.skip_connections = bool(skip_connections)
+
+        widths = [base_channels * 2**i for i in range(DEPTH + 1)]  # 64, 128, 256, 512, 1024
+        self.encoders = nn.ModuleList(
+            [ConvBlock(in_channels, widths[0])] + [ConvBlock(widths[i - 1], widths[i]) for i in range(1, DEPTH + 1)]
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.ups = nn.ModuleList([UpConv(widths[i], widths[i - 1]) for i in range(DEPTH, 0, -1)])
+        merge = 2 if self.skip_connections else 1
+        self.decoders = nn.ModuleList([ConvBlock(merge * widths[i - 1], widths[i - 1]) for i in range(DEPTH, 0, -1)])
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"UNet expects input (batch, {self.in_channels}, height, width), got shape {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        multiple = 2**DEPTH
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+
+        skips = []
+        for i, encoder in enumerate(self.encoders):
+            x = encoder(x if i == 0 else self.pool(x))
+            skips.append(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips[:-1])):
+            x = up(x)
+            if self.skip_connections:
+                x = torch.cat([skip, x], dim=1)
+            x = decoder(x)
+        features = x
+        logits = self.head(features)
+        if pad_h or pad_w:
+            logits, features = logits[..., :h, :w], features[..., :h, :w]
+        return logits, features
+
+    def extra_repr(self) -> str:
+        return f"skip_connections={self.skip_connections}"
+
+
+def architecture_of(model: UNet) -> dict:
+    """The constructor arguments that define ``model``'s weights (stored in every checkpoint)."""
+    return {
+        "in_channels": model.in_channels,
+        "num_classes": model.num_classes,
+        "base_channels": model.base_channels,
+        "skip_connections": model.skip_connections,
+    }
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
