@@ -1,0 +1,433 @@
+"""One training loop for the three SIKD roles.
+
+* ``teacher``  — skip-free U-Net, cross-entropy on class-wise mean images;
+* ``baseline`` — ordinary U-Net, cross-entropy on raw images;
+* ``student``  — ordinary U-Net, cross-entropy + λ·MSE to a frozen teacher's last decoder features.
+
+Defaults are the official recipe (Adam 1e-3, ×0.5 at epochs 60/100/150/180 of 200 — scaled to the
+epoch count —, batch 20, seed 20). Randomness is re-derived from (seed, epoch) at the start of every
+epoch, and a checkpoint is written atomically after every epoch, so a run that is interrupted and
+restarted ends with exactly the weights of an uninterrupted run (on CPU; CUDA kernels may differ in
+the last bits).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import dataclasses
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .averaging import class_wise_mean
+from .distill import DEFAULT_WEIGHT, SIKDLoss, sikd_loss
+from .models import UNet, architecture_of
+
+__all__ = [
+    "ROLES",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "build_model",
+    "load_model",
+    "load_teacher",
+    "learning_rate",
+    "validation_dice",
+    "set_seed",
+    "resolve_device",
+    "CHECKPOINT_FORMAT",
+]
+
+ROLES = ("teacher", "baseline", "student")
+CHECKPOINT_FORMAT = "sikd-checkpoint/1"
+LAST, BEST = "last.pt", "best.pt"
+# settings that change the weights a run produces: a resumed run must match them exactly
+_RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
+                 "distill_weight", "seed")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (official ACDC recipe by default)."""
+
+    role: str = "baseline"
+    epochs: int = 200
+    batch_size: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    milestones: tuple[int, ...] = (60, 100, 150, 180)  # given for 200 epochs; scaled to `epochs`
+    gamma: float = 0.5
+    distill_weight: float = DEFAULT_WEIGHT
+    seed: int = 20
+    device: str = "auto"
+    amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: bool = False  # torch.compile the model (CUDA speed-up; first epoch pays compilation)
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.milestones = tuple(int(m) for m in self.milestones)
+
+    def scaled_milestones(self) -> list[int]:
+        """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
+        return sorted({max(1, round(m * self.epochs / 200)) for m in self.milestones})
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Learning rate used during 0-based ``epoch`` (step decay, as torch's MultiStepLR would give)."""
+    return config.lr * config.gamma ** bisect.bisect_right(config.scaled_milestones(), epoch)
+
+
+@dataclass
+class TrainResult:
+    model: UNet  # holds the best-on-validation weights (the last ones without validation data)
+    history: list[dict]
+    best_epoch: int
+    best_val_dice: float
+    checkpoint_dir: Path | None = None
+    config: TrainConfig | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(
+    role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None
+) -> UNet:
+    """A freshly initialised U-Net for ``role`` (the teacher has no skip connections)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    return UNet(in_channels, num_classes, base_channels, skip_connections=role != "teacher")
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _save_atomic(obj: dict, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST if (path / BEST).exists() else path / LAST
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, corrupt or foreign pickle
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a SIKD Book checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, expect: dict | None = None) -> UNet:
+    """Rebuild a U-Net from a checkpoint file (or run folder: best.pt, else last.pt).
+
+    ``expect`` maps architecture fields (in_channels, num_classes, base_channels, skip_connections)
+    to required values; any difference raises a ValueError naming both.
+    """
+    ckpt = _load_checkpoint(path)
+    arch = dict(ckpt["architecture"])
+    if expect:
+        wrong = {k: (arch.get(k), v) for k, v in expect.items() if arch.get(k) != v}
+        if wrong:
+            detail = ", ".join(f"{k}: checkpoint has {a!r}, expected {b!r}" for k, (a, b) in wrong.items())
+            raise ValueError(f"checkpoint {ckpt['path']} does not match the required architecture ({detail})")
+    model = UNet(**arch)
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def load_teacher(path: str | os.PathLike, student: UNet) -> UNet:
+    """Load a teacher checkpoint that can supervise ``student``: skip-free, same widths, same I/O."""
+    expect = architecture_of(student)
+    expect["skip_connections"] = False
+    return load_model(path, expect=expect)
+
+
+# --------------------------------------------------------------------------- training
+def _batch(batch, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(batch, dict):
+        images, labels = batch["image"], batch["label"]
+    else:
+        images, labels = batch[0], batch[1]
+    images = images.to(device, non_blocking=True).float()
+    labels = labels.to(device, non_blocking=True).long()
+    if labels.ndim == images.ndim:
+        labels = labels[:, 0]
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def validation_dice(
+    model: UNet,
+    data: Dataset,
+    num_classes: int | None = None,
+    mean_images: bool = False,
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+    amp: bool | None = None,
+) -> float:
+    """Mean foreground Dice over a validation set of 2D slices (model selection only).
+
+    Intersections and sizes are pooled over all slices per class (classes absent everywhere are
+    skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
+    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated.
+    """
+    device = resolve_device(device)
+    num_classes = num_classes or model.num_classes
+    amp = device.type == "cuda" if amp is None else amp
+    was_training = model.training
+    model.eval()
+    inter = torch.zeros(num_classes, dtype=torch.float64)
+    total = torch.zeros(num_classes, dtype=torch.float64)
+    try:
+        for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
+            images, labels = _batch(batch, device, channels_last=False)
+            if mean_images:
+                images = class_wise_mean(images, labels, num_classes)
+            with _autocast(device, amp):
+                logits, _ = model(images)
+            pred = logits.argmax(1)
+            for k in range(1, num_classes):
+                p, t = pred == k, labels == k
+                inter[k] += (p & t).sum().item()
+                total[k] += p.sum().item() + t.sum().item()
+    finally:
+        model.train(was_training)
+    present = total[1:] > 0
+    if not present.any():
+        return float("nan")
+    return float((2 * inter[1:][present] / total[1:][present]).mean())
+
+
+def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
+    if teacher is None:
+        raise ValueError("role 'student' needs a trained teacher (a UNet or a checkpoint path)")
+    if not isinstance(teacher, torch.nn.Module):
+        teacher = load_teacher(teacher, student)
+    else:
+        mine, theirs = architecture_of(student), architecture_of(teacher)
+        for key in ("in_channels", "num_classes", "base_channels"):
+            if mine[key] != theirs[key]:
+                raise ValueError(
+                    f"teacher {key}={theirs[key]} does not match student {key}={mine[key]}: "
+                    "features can only be distilled between networks of the same widths"
+                )
+    teacher = teacher.to(device).eval()
+    teacher.requires_grad_(False)
+    if channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher
+
+
+def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet) -> None:
+    stored = ckpt.get("config", {})
+    diffs = []
+    for key in _RUN_DEFINING:
+        now = getattr(config, key)
+        now = list(now) if isinstance(now, tuple) else now
+        was = stored.get(key)
+        was = list(was) if isinstance(was, tuple) else was
+        if was != now:
+            diffs.append(f"{key}: checkpoint {was!r}, now {now!r}")
+    if ckpt["architecture"] != architecture_of(model):
+        diffs.append(f"architecture: checkpoint {ckpt['architecture']}, now {architecture_of(model)}")
+    if diffs:
+        raise ValueError(
+            f"{ckpt['path']} holds a run with other settings ({'; '.join(diffs)}). "
+            "Use a new checkpoint folder, or resume=False to start over."
+        )
+
+
+def train(
+    model: UNet,
+    train_data: Dataset,
+    config: TrainConfig | None = None,
+    val_data: Dataset | None = None,
+    teacher: UNet | str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    callbacks: Sequence[Callable[[dict], None]] = (),
+) -> TrainResult:
+    """Train ``model`` in ``config.role``; returns the best-on-validation model and the history.
+
+    ``train_data``/``val_data`` yield dicts with ``image`` (C, H, W) float and ``label`` (H, W) or
+    (1, H, W) integer tensors (see ``sikd_utils.data.slices.SliceDataset``); if the dataset has
+    ``set_epoch(epoch)`` it is called before every epoch so its augmentation is reproducible.
+    With ``checkpoint_dir``, ``last.pt`` is written after every epoch and ``best.pt`` whenever the
+    validation Dice improves; if ``last.pt`` exists and ``resume`` is true, training continues from
+    it (a finished run returns at once). Each callback receives the epoch's history record.
+    """
+    config = config or TrainConfig()
+    if config.role == "teacher" and model.skip_connections:
+        raise ValueError("the teacher must be a skip-free UNet (skip_connections=False)")
+    if config.role != "teacher" and not model.skip_connections:
+        raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
+    if len(train_data) == 0:
+        raise ValueError("train_data is empty")
+    device = resolve_device(config.device)
+    cuda = device.type == "cuda"
+    amp = cuda if config.amp is None else config.amp
+    channels_last = cuda if config.channels_last is None else config.channels_last
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    num_classes = model.num_classes
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    has_val = val_data is not None and len(val_data) > 0
+
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: list[dict] = []
+    best_dice, best_epoch, best_state = float("-inf"), 0, None
+    start = 0
+
+    if folder is not None and resume and (folder / LAST).exists():
+        ckpt = _load_checkpoint(folder / LAST)
+        _check_resumable(ckpt, config, model)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history = list(ckpt["history"])
+        start = int(ckpt["epoch"])
+        best_dice, best_epoch = float(ckpt["best_val_dice"]), int(ckpt["best_epoch"])
+        if (folder / BEST).exists():
+            best_state = _load_checkpoint(folder / BEST)["model"]
+
+    teacher_net = _prepare_teacher(teacher, model, device, channels_last) if config.role == "student" else None
+    step_model = torch.compile(model) if config.compile else model
+
+    def snapshot(epoch: int) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "role": config.role,
+            "architecture": architecture_of(model),
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
+            "epoch": epoch,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history,
+            "best_epoch": best_epoch,
+            "best_val_dice": best_dice,
+        }
+
+    from tqdm.auto import tqdm
+
+    epochs = tqdm(range(start, config.epochs), desc=f"{config.role}", disable=not config.progress,
+                  initial=start, total=config.epochs, unit="epoch")
+    for epoch in epochs:
+        began = time.perf_counter()
+        lr = learning_rate(config, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        epoch_seed = config.seed * 100_003 + epoch
+        set_seed(epoch_seed)
+        if hasattr(train_data, "set_epoch"):
+            train_data.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=generator,
+                            num_workers=config.num_workers, pin_memory=cuda,
+                            persistent_workers=False)
+        model.train()
+        sums = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
+        seen = 0
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress):
+            images, labels = _batch(batch, device, channels_last)
+            with _autocast(device, amp):
+                if config.role == "teacher":
+                    images = class_wise_mean(images, labels, num_classes)
+                logits, features = step_model(images)
+                if config.role == "student":
+                    with torch.no_grad():
+                        _, teacher_features = teacher_net(class_wise_mean(images, labels, num_classes))
+                    loss = sikd_loss(logits, features, teacher_features, labels, config.distill_weight)
+                else:
+                    ce = F.cross_entropy(logits.float(), labels)
+                    loss = SIKDLoss(ce, ce, torch.zeros((), device=device))
+            if not torch.isfinite(loss.total):
+                raise FloatingPointError(
+                    f"{config.role} loss became {loss.total.item()} at epoch {epoch + 1}: check the data "
+                    "for NaN/inf or lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            optimizer.step()
+            n = images.shape[0]
+            seen += n
+            for key, value in zip(("loss", "ce", "mse"), loss):
+                sums[key] += float(value.detach()) * n
+
+        val = float("nan")
+        if has_val:
+            val = validation_dice(model, val_data, num_classes, mean_images=config.role == "teacher",
+                                  batch_size=config.batch_size, device=device, amp=amp)
+        record = {"epoch": epoch + 1, "lr": lr, **{k: v / seen for k, v in sums.items()}, "val_dice": val,
+                  "seconds": time.perf_counter() - began}
+        history.append(record)
+        improved = (not has_val) or (not np.isnan(val) and val > best_dice)
+        if improved:
+            best_dice, best_epoch = val, epoch + 1
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if folder is not None:
+            if improved:
+                _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
+            _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict()}, folder / LAST)
+        epochs.set_postfix(loss=f"{record['loss']:.4f}", val_dice=f"{val:.3f}")
+        for callback in callbacks:
+            callback(record)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, history, best_epoch, best_dice, folder, config)
