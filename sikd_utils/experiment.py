@@ -1,0 +1,231 @@
+"""One task end to end: data → teacher → baseline and SIKD student → per-case scores → seed statistics.
+
+The same pipeline serves notebook 06 and the command line (``python -m sikd_utils run ...``), so a GPU
+machine can run it at paper scale without Jupyter. Trained weights are kept under
+``out_dir/<task>/<settings hash>/seed<k>/<role>/``: rerunning with the same settings reuses them (and
+an interrupted run resumes), which is also how notebooks 03–06 share models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .data.case import Case
+from .data.tasks import get_task
+from .train import TrainConfig, build_model, resolve_device, train
+
+__all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits", "run_task", "compare_methods",
+           "METHODS"]
+
+METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines one task's experiment. CPU-sized defaults; raise them on a GPU."""
+
+    task: str = "cardiac"
+    image_size: int = 64
+    base_channels: int = 16
+    epochs: int = 20
+    teacher_epochs: int | None = None  # default: same as epochs
+    batch_size: int = 16
+    lr: float = 1e-3
+    distill_weight: float = 2.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # synthetic data (ignored when splits are given)
+    n_train: int = 24
+    n_val: int = 6
+    n_test: int = 12
+    n_target: int = 12
+    severities: tuple[float, ...] = (1.0,)
+    shape_shift: bool = True
+    data_seed: int = 0
+    augment: bool = True
+    device: str = "auto"
+    out_dir: str | None = "runs"
+    progress: bool = True
+
+    def __post_init__(self):
+        get_task(self.task)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.severities = tuple(float(s) for s in self.severities)
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+
+    def train_config(self, role: str, seed: int) -> TrainConfig:
+        epochs = self.teacher_epochs if role == "teacher" and self.teacher_epochs else self.epochs
+        return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                           distill_weight=self.distill_weight, seed=seed, device=self.device,
+                           progress=self.progress)
+
+    def run_key(self, data_tag: str) -> str:
+        """Short hash of the settings that change trained weights (not seeds, test sets or device)."""
+        keys = ("task", "image_size", "base_channels", "epochs", "teacher_epochs", "batch_size", "lr",
+                "distill_weight", "augment")
+        payload = json.dumps({k: getattr(self, k) for k in keys} | {"data": data_tag}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:10]
+
+
+@dataclass
+class Splits:
+    """Training, validation and named test sets of Cases (test set "source" is the intra-domain one)."""
+
+    train: list[Case]
+    val: list[Case]
+    tests: dict[str, list[Case]]
+    tag: str  # identifies the data for the run hash (e.g. "synthetic:n=24,6,seed=0")
+
+
+def synthetic_splits(config: ExperimentConfig) -> Splits:
+    """Source cases split into train/val/test, plus one target test set per severity and a shape shift."""
+    from .data.synthetic import make_cases
+
+    n_source = config.n_train + config.n_val + config.n_test
+    source = make_cases(config.task, "source", n_source, config.image_size, seed=config.data_seed)
+    train_cases = source[: config.n_train]
+    val_cases = source[config.n_train : config.n_train + config.n_val]
+    tests = {"source": source[config.n_train + config.n_val :]}
+    for severity in config.severities:
+        tests[f"target@{severity:g}"] = make_cases(config.task, "target", config.n_target, config.image_size,
+                                                  seed=config.data_seed, severity=severity)
+    if config.shape_shift:
+        tests["shape_shift@1"] = make_cases(config.task, "shape_shift", config.n_target, config.image_size,
+                                            seed=config.data_seed, severity=1.0)
+    tag = f"synthetic:{config.n_train},{config.n_val},seed={config.data_seed}"
+    return Splits(train_cases, val_cases, tests, tag)
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    per_case: "pd.DataFrame"  # seed, method, test_set, case, class, dice, hd95_mm, hd95_vox, empty  # noqa: F821
+    seed_scores: "pd.DataFrame"  # one row per (seed, method, test_set): mean Dice and HD95  # noqa: F821
+    comparison: "pd.DataFrame"  # one row per test_set: baseline, SIKD, paired difference with 95 % CI  # noqa: F821
+    histories: dict = field(default_factory=dict)  # (seed, role) -> list of epoch records
+    provenance: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)  # (seed, role) -> trained UNet (last seed's kept in memory)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write per_case.csv, seed_scores.csv, comparison.csv and result.json into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.per_case.to_csv(folder / "per_case.csv", index=False)
+        self.seed_scores.to_csv(folder / "seed_scores.csv", index=False)
+        self.comparison.to_csv(folder / "comparison.csv", index=False)
+        payload = {
+            "config": dataclasses.asdict(self.config),
+            "provenance": self.provenance,
+            "comparison": json.loads(self.comparison.to_json(orient="records")),
+            "histories": {f"seed{s}/{r}": h for (s, r), h in self.histories.items()},
+        }
+        (folder / "result.json").write_text(json.dumps(payload, indent=2, default=float))
+        return folder
+
+
+def _provenance(config: ExperimentConfig) -> dict:
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    device = resolve_device(config.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"commit": commit, "device": name, "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": f"python -m sikd_utils run --task {config.task} ..."}
+
+
+def compare_methods(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noqa: F821
+    """Per test set: mean ± 95 % CI over seeds for baseline and SIKD, and of their paired difference."""
+    import pandas as pd
+
+    from .metrics import mean_ci
+
+    rows = []
+    for test_set, group in seed_scores.groupby("test_set", sort=False):
+        wide = group.pivot(index="seed", columns="method", values=metric)
+        row = {"test_set": test_set, "n_seeds": len(wide)}
+        for method in METHODS:
+            row[method], row[f"{method}_ci"] = mean_ci(wide[method].tolist())
+        diff = (wide["sikd"] - wide["baseline"]).tolist()
+        row["delta"], row["delta_ci"] = mean_ci(diff)
+        row["sikd_wins"] = int(sum(d > 0 for d in diff))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_task(config: ExperimentConfig | None = None, splits: Splits | None = None, **overrides) -> ExperimentResult:
+    """Train teacher, baseline and SIKD student for every seed; evaluate both on every test set.
+
+    Keyword overrides update ``config`` (e.g. ``run_task(task="polyp", epochs=5)``).
+    """
+    import pandas as pd
+
+    from .data.slices import SliceDataset
+    from .evaluation import evaluate_cases
+
+    config = dataclasses.replace(config or ExperimentConfig(), **overrides)
+    spec = get_task(config.task)
+    splits = splits or synthetic_splits(config)
+    train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
+                            seed=config.data_seed)
+    val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
+    run_root = None
+    if config.out_dir is not None:
+        run_root = Path(config.out_dir) / config.task / config.run_key(splits.tag)
+
+    frames, histories, models = [], {}, {}
+    for seed in config.seeds:
+        folder = (lambda role: run_root / f"seed{seed}" / role) if run_root else (lambda role: None)
+        trained = {}
+        for role in ("teacher", "baseline", "student"):
+            model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
+            result = train(model, train_ds, config.train_config(role, seed), val_ds,
+                           teacher=trained.get("teacher"), checkpoint_dir=folder(role))
+            trained[role] = result.model
+            histories[(seed, role)] = result.history
+        models = {(seed, role): m for role, m in trained.items()}
+        for method, role in (("baseline", "baseline"), ("sikd", "student")):
+            for test_set, cases in splits.tests.items():
+                table = evaluate_cases(trained[role], cases, spec, config.image_size, device=config.device,
+                                       progress=config.progress)
+                frames.append(table.per_case.assign(seed=seed, method=method, test_set=test_set))
+
+    per_case = pd.concat(frames, ignore_index=True)
+    lead = ["seed", "method", "test_set"]
+    per_case = per_case[lead + [c for c in per_case.columns if c not in lead]]
+    # one number per (seed, method, test set): mean over classes of the per-class mean over cases
+    class_means = per_case.groupby(lead + ["class"], sort=False)[["dice", "hd95_mm"]].mean()
+    seed_scores = class_means.groupby(level=[0, 1, 2], sort=False).mean().reset_index()
+    comparison = compare_methods(seed_scores)
+    result = ExperimentResult(config, per_case, seed_scores, comparison, histories, _provenance(config), models)
+    if run_root is not None:
+        result.save(run_root / "results")
+    return result
+
+
+def severity_table(results: Sequence[ExperimentResult]) -> "pd.DataFrame":  # noqa: F821
+    """Stack the comparison tables of several results (e.g. one per task), tagged by task."""
+    import pandas as pd
+
+    return pd.concat([r.comparison.assign(task=r.config.task) for r in results], ignore_index=True)
+
+
+def _seed_summary(values: Sequence[float]) -> str:
+    from .metrics import mean_ci
+
+    mean, half = mean_ci(values)
+    return f"{mean:.3f} ± {half:.3f}" if not np.isnan(half) else f"{mean:.3f}"

@@ -1,0 +1,319 @@
+"""Pictures for the book: overlays, domain grids, mean images, training curves, feature maps, result
+charts, and small ipywidgets browsers.
+
+Widgets here are plain ``ipywidgets`` controls whose callbacks redraw a ``widgets.Image`` (PNG bytes).
+They deliberately avoid ``interact`` and ``widgets.Output``, which can stall headless notebook runs.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .data.case import Case
+from .data.tasks import TaskSpec, get_task
+
+__all__ = [
+    "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
+    "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
+    "case_browser", "class_toggle", "figure_png",
+]
+
+
+def _hex_to_rgb(color: str) -> np.ndarray:
+    color = color.lstrip("#")
+    return np.array([int(color[i : i + 2], 16) / 255 for i in (0, 2, 4)])
+
+
+def middle_slice(case: Case, index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image (C,H,W), label (H,W)) of a 2D case, or of slice ``index`` (default: the middle) of a 3D one."""
+    if case.spatial_dims == 2:
+        return case.image, case.label
+    depth = case.label.shape[-1]
+    if index is None:
+        fg = np.flatnonzero(case.label.reshape(-1, depth).any(0))
+        index = int(fg[len(fg) // 2]) if fg.size else depth // 2
+    return case.image[..., index], case.label[..., index]
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """(C,H,W) → (H,W) grey or (H,W,3) RGB in [0, 1] for imshow."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        return np.clip(image, 0, 1)
+    if image.shape[0] == 1:
+        return np.clip(image[0], 0, 1)
+    return np.clip(np.moveaxis(image[:3], 0, -1), 0, 1)
+
+
+def label_overlay(image: np.ndarray, label: np.ndarray, task: str | TaskSpec, alpha: float = 0.45) -> np.ndarray:
+    """RGB picture of ``image`` with the foreground classes tinted in the task's colours."""
+    spec = get_task(task)
+    shown = display_image(image)
+    rgb = np.repeat(shown[..., None], 3, axis=-1) if shown.ndim == 2 else shown.copy()
+    for k in range(1, spec.num_classes):
+        mask = label == k
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * _hex_to_rgb(spec.colors[k])
+    return rgb
+
+
+def _axes_grid(rows: int, cols: int, size: float = 2.2):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def show_cases(cases: Sequence[Case], task: str | TaskSpec, overlay: bool = True, title: str | None = None):
+    """One column per case: the image, and below it the label overlay."""
+    fig, axes = _axes_grid(2 if overlay else 1, len(cases))
+    for j, case in enumerate(cases):
+        image, label = middle_slice(case)
+        axes[0, j].imshow(display_image(image), cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_title(case.case_id, fontsize=8)
+        if overlay:
+            axes[1, j].imshow(label_overlay(image, label, task))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_domains(domains: Mapping[str, Sequence[Case]], task: str | TaskSpec, n: int = 3, overlay: bool = False):
+    """Rows = domains, columns = the first ``n`` cases of each (overlay optional)."""
+    spec = get_task(task)
+    fig, axes = _axes_grid(len(domains), n)
+    for i, (name, cases) in enumerate(domains.items()):
+        for j, case in enumerate(cases[:n]):
+            image, label = middle_slice(case)
+            shown = label_overlay(image, label, spec) if overlay else display_image(image)
+            axes[i, j].imshow(shown, cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_ylabel(name, fontsize=10)
+    fig.suptitle(spec.title)
+    fig.tight_layout()
+    return fig
+
+
+def show_mean_image(case: Case, task: str | TaskSpec, classes: Sequence[int] | None = None, axes=None):
+    """Image | label | class-wise mean image of one (middle) slice. ``classes`` limits the averaging."""
+    import torch
+
+    from .averaging import class_wise_mean
+
+    spec = get_task(task)
+    image, label = middle_slice(case)
+    mean = class_wise_mean(torch.from_numpy(image)[None], torch.from_numpy(label)[None], spec.num_classes)[0].numpy()
+    if classes is not None:
+        keep = np.isin(label, list(classes))
+        mean = np.where(keep[None], mean, image)
+    if axes is None:
+        fig, axes = _axes_grid(1, 3)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    for ax, picture, name in zip(axes, (display_image(image), label_overlay(image, label, spec), display_image(mean)),
+                                 ("image", "label", "class-wise mean")):
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+    return fig
+
+
+def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] = ("loss", "ce", "mse", "val_dice")):
+    """One panel per logged quantity, one line per run (e.g. teacher / baseline / student)."""
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if any(k in r and np.isfinite(r[k]) and (k != "mse" or r[k] > 0)
+                                   for h in histories.values() for r in h)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            xs = [r["epoch"] for r in history if np.isfinite(r.get(key, np.nan)) and (key != "mse" or r[key] > 0)]
+            ys = [r[key] for r in history if np.isfinite(r.get(key, np.nan)) and (key != "mse" or r[key] > 0)]
+            if xs:
+                ax.plot(xs, ys, marker=".", label=name)
+        ax.set_title({"loss": "total loss", "ce": "cross-entropy", "mse": "feature MSE",
+                      "val_dice": "validation Dice"}.get(key, key), fontsize=10)
+        ax.set_xlabel("epoch")
+        if key in ("loss", "ce", "mse"):
+            ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def feature_pca_rgb(features: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Project (C,H,W) feature maps onto their 3 joint principal components → RGB images in [0, 1].
+
+    All maps share one projection, so colours mean the same thing across networks and inputs.
+    """
+    flat = [np.asarray(f, dtype=np.float64).reshape(f.shape[0], -1).T for f in features]
+    stacked = np.concatenate(flat)
+    centre = stacked.mean(0)
+    _, _, vt = np.linalg.svd(stacked - centre, full_matrices=False)
+    proj = [(x - centre) @ vt[:3].T for x in flat]
+    allp = np.concatenate(proj)
+    lo, hi = np.percentile(allp, 1, axis=0), np.percentile(allp, 99, axis=0)
+    out = []
+    for p, f in zip(proj, features):
+        rgb = np.clip((p - lo) / np.maximum(hi - lo, 1e-8), 0, 1)
+        out.append(rgb.reshape(f.shape[1], f.shape[2], 3))
+    return out
+
+
+def show_feature_maps(rows: Mapping[str, Sequence[np.ndarray]], column_titles: Sequence[str] | None = None):
+    """Grid of PCA-coloured feature maps: rows = networks, columns = inputs (one shared projection)."""
+    names = list(rows)
+    cols = len(rows[names[0]])
+    pictures = feature_pca_rgb([f for name in names for f in rows[name]])
+    fig, axes = _axes_grid(len(names), cols)
+    for i, name in enumerate(names):
+        for j in range(cols):
+            axes[i, j].imshow(pictures[i * cols + j])
+            if i == 0 and column_titles:
+                axes[i, j].set_title(column_titles[j], fontsize=9)
+        axes[i, 0].set_ylabel(name)
+    fig.tight_layout()
+    return fig
+
+
+def dumbbell(table, label_col: str = "label", left: str = "baseline", right: str = "sikd",
+             left_ci: str | None = "baseline_ci", right_ci: str | None = "sikd_ci", ax=None,
+             reference: tuple[str, str] | None = None, title: str | None = None):
+    """Dumbbell chart: one row per line of ``table``, a grey dot (baseline) joined to a coloured dot (SIKD).
+
+    ``reference`` = (left, right) column names of a second pair (e.g. the paper's numbers), drawn hollow.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.2))
+    else:
+        fig = ax.figure
+    ys = np.arange(len(table))[::-1]
+    for y, (_, row) in zip(ys, table.iterrows()):
+        a, b = row[left], row[right]
+        color = "tab:green" if b >= a else "tab:red"
+        ax.plot([a, b], [y, y], color=color, lw=2, alpha=0.7)
+        ax.errorbar(a, y, xerr=row[left_ci] if left_ci and np.isfinite(row[left_ci]) else None, fmt="o",
+                    color="0.45", capsize=3)
+        ax.errorbar(b, y, xerr=row[right_ci] if right_ci and np.isfinite(row[right_ci]) else None, fmt="o",
+                    color=color, capsize=3)
+        if reference is not None:
+            ra, rb = row[reference[0]], row[reference[1]]
+            if np.isfinite(ra) and np.isfinite(rb):
+                ax.plot([ra, rb], [y - 0.25, y - 0.25], color="0.6", lw=1, ls=":")
+                ax.plot([ra], [y - 0.25], "o", mfc="none", color="0.45")
+                ax.plot([rb], [y - 0.25], "o", mfc="none", color="tab:blue")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(table[label_col])
+    ax.set_xlabel("Dice")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Line2D([], [], marker="o", ls="", color="0.45", label="baseline U-Net"),
+               plt.Line2D([], [], marker="o", ls="", color="tab:green", label="+ SIKD (ours, mean ± 95 % CI)")]
+    if reference is not None:
+        handles += [plt.Line2D([], [], marker="o", ls="", mfc="none", color="0.45", label="paper baseline"),
+                    plt.Line2D([], [], marker="o", ls="", mfc="none", color="tab:blue", label="paper + SIKD")]
+    ax.legend(handles=handles, fontsize=8, loc="lower left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def severity_curves(comparison, x: str = "severity", by: str | None = "task", ax=None):
+    """Baseline vs SIKD Dice over shift severity (one panel line-pair per group)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    groups = comparison.groupby(by, sort=False) if by else [("", comparison)]
+    for i, (name, group) in enumerate(groups):
+        group = group.sort_values(x)
+        color = f"C{i}"
+        for method, style in (("baseline", "--"), ("sikd", "-")):
+            ax.plot(group[x], group[method], style, marker="o", color=color,
+                    label=f"{name} {'SIKD' if method == 'sikd' else 'baseline'}".strip())
+            ci = group.get(f"{method}_ci")
+            if ci is not None and np.all(np.isfinite(ci)):
+                ax.fill_between(group[x], group[method] - ci, group[method] + ci, color=color, alpha=0.1)
+    ax.set_xlabel("shift severity")
+    ax.set_ylabel("Dice")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (for widgets.Image)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def case_browser(domains: Mapping[str, Sequence[Case]], task: str | TaskSpec):
+    """Dropdown (domain) + sliders (case, slice) + overlay toggle, redrawing a PNG image widget."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    spec = get_task(task)
+    names = list(domains)
+    domain = widgets.Dropdown(options=names, value=names[0], description="domain")
+    case_i = widgets.IntSlider(0, 0, len(domains[names[0]]) - 1, description="case")
+    depth = domains[names[0]][0].label.shape[-1] if spec.spatial_dims == 3 else 1
+    slice_i = widgets.IntSlider(depth // 2, 0, max(depth - 1, 0), description="slice",
+                                disabled=spec.spatial_dims == 2)
+    overlay = widgets.Checkbox(value=True, description="show label")
+    picture = widgets.Image(format="png")
+
+    def redraw(*_):
+        cases = domains[domain.value]
+        case_i.max = len(cases) - 1
+        case = cases[case_i.value]
+        if spec.spatial_dims == 3:
+            slice_i.max = case.label.shape[-1] - 1
+        image, label = middle_slice(case, slice_i.value if spec.spatial_dims == 3 else None)
+        fig, ax = plt.subplots(figsize=(3.2, 3.2))
+        shown = label_overlay(image, label, spec) if overlay.value else display_image(image)
+        ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{case.case_id}", fontsize=8)
+        ax.axis("off")
+        picture.value = figure_png(fig)
+
+    for control in (domain, case_i, slice_i, overlay):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([domain, overlay]), widgets.HBox([case_i, slice_i]), picture])
+
+
+def class_toggle(case: Case, task: str | TaskSpec):
+    """Checkboxes choose which classes are replaced by their mean; the picture redraws."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    spec = get_task(task)
+    boxes = [widgets.Checkbox(value=True, description=name, indent=False) for name in spec.class_names]
+    picture = widgets.Image(format="png")
+
+    def redraw(*_):
+        chosen = [k for k, box in enumerate(boxes) if box.value]
+        fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+        for ax in axes:
+            ax.axis("off")
+        show_mean_image(case, spec, classes=chosen, axes=axes)
+        picture.value = figure_png(fig)
+
+    for box in boxes:
+        box.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox(boxes), picture])
