@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from .data.case import Case
 from .data.tasks import get_task
 from .train import TrainConfig, build_model, resolve_device, train
 
-__all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits", "run_task", "compare_methods",
-           "METHODS"]
+__all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits", "run_task", "domain_gap",
+           "compare_methods", "method_summary", "severity_table", "METHODS"]
 
 METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
 
@@ -167,10 +166,38 @@ def compare_methods(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noq
     return pd.DataFrame(rows)
 
 
-def run_task(config: ExperimentConfig | None = None, splits: Splits | None = None, **overrides) -> ExperimentResult:
+def method_summary(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noqa: F821
+    """Per (test set, method): mean ± 95 % CI over seeds."""
+    import pandas as pd
+
+    from .metrics import mean_ci
+
+    rows = []
+    for (test_set, method), group in seed_scores.groupby(["test_set", "method"], sort=False):
+        mean, half = mean_ci(group[metric].tolist())
+        rows.append({"test_set": test_set, "method": method, metric: mean, f"{metric}_ci": half,
+                     "n_seeds": len(group)})
+    return pd.DataFrame(rows)
+
+
+def domain_gap(config: ExperimentConfig | None = None, splits: Splits | None = None, **overrides):
+    """How much a plain U-Net trained on the source domain loses on each test set (mean ± CI over seeds).
+
+    Shares trained baselines with :func:`run_task` (same settings → same run folder).
+    """
+    result = run_task(config, splits, methods=("baseline",), **overrides)
+    table = result.comparison.copy()
+    source = table.loc[table["test_set"] == "source", "dice"]
+    table["gap"] = table["dice"] - (float(source.iloc[0]) if len(source) else float("nan"))
+    return table
+
+
+def run_task(config: ExperimentConfig | None = None, splits: Splits | None = None,
+             methods: Sequence[str] = METHODS, **overrides) -> ExperimentResult:
     """Train teacher, baseline and SIKD student for every seed; evaluate both on every test set.
 
     Keyword overrides update ``config`` (e.g. ``run_task(task="polyp", epochs=5)``).
+    ``methods=("baseline",)`` trains and scores the baseline only (see :func:`domain_gap`).
     """
     import pandas as pd
 
@@ -178,6 +205,12 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     from .evaluation import evaluate_cases
 
     config = dataclasses.replace(config or ExperimentConfig(), **overrides)
+    unknown = set(methods) - set(METHODS)
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {tuple(methods)}")
+    roles = ["baseline"] if "baseline" in methods else []
+    if "sikd" in methods:
+        roles = ["teacher", *roles, "student"]
     spec = get_task(config.task)
     splits = splits or synthetic_splits(config)
     train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
@@ -191,7 +224,7 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     for seed in config.seeds:
         folder = (lambda role: run_root / f"seed{seed}" / role) if run_root else (lambda role: None)
         trained = {}
-        for role in ("teacher", "baseline", "student"):
+        for role in roles:
             model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
             result = train(model, train_ds, config.train_config(role, seed), val_ds,
                            teacher=trained.get("teacher"), checkpoint_dir=folder(role))
@@ -199,6 +232,8 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
             histories[(seed, role)] = result.history
         models = {(seed, role): m for role, m in trained.items()}
         for method, role in (("baseline", "baseline"), ("sikd", "student")):
+            if method not in methods:
+                continue
             for test_set, cases in splits.tests.items():
                 table = evaluate_cases(trained[role], cases, spec, config.image_size, device=config.device,
                                        progress=config.progress)
@@ -210,7 +245,7 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     # one number per (seed, method, test set): mean over classes of the per-class mean over cases
     class_means = per_case.groupby(lead + ["class"], sort=False)[["dice", "hd95_mm"]].mean()
     seed_scores = class_means.groupby(level=[0, 1, 2], sort=False).mean().reset_index()
-    comparison = compare_methods(seed_scores)
+    comparison = compare_methods(seed_scores) if len(methods) == 2 else method_summary(seed_scores)
     result = ExperimentResult(config, per_case, seed_scores, comparison, histories, _provenance(config), models)
     if run_root is not None:
         result.save(run_root / "results")
@@ -222,10 +257,3 @@ def severity_table(results: Sequence[ExperimentResult]) -> "pd.DataFrame":  # no
     import pandas as pd
 
     return pd.concat([r.comparison.assign(task=r.config.task) for r in results], ignore_index=True)
-
-
-def _seed_summary(values: Sequence[float]) -> str:
-    from .metrics import mean_ci
-
-    mean, half = mean_ci(values)
-    return f"{mean:.3f} ± {half:.3f}" if not np.isnan(half) else f"{mean:.3f}"

@@ -1,0 +1,88 @@
+"""Command line: the book's pipeline without Jupyter.
+
+    python -m sikd_utils run --task cardiac --epochs 20 --seeds 0 1 2
+    python -m sikd_utils run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
+    python -m sikd_utils gap --task all            # how much a plain U-Net loses under each shift
+    python -m sikd_utils fetch kvasir data/kvasir  # download where public, else print instructions
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .data.tasks import TASKS
+
+
+def _experiment_args(parser: argparse.ArgumentParser) -> None:
+    from .experiment import ExperimentConfig
+
+    d = ExperimentConfig()
+    parser.add_argument("--task", default=d.task, choices=sorted(TASKS) + ["all"])
+    parser.add_argument("--image-size", type=int, default=d.image_size)
+    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="64 = the paper's U-Net")
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--distill-weight", type=float, default=d.distill_weight, help="λ (paper: 2.0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
+    parser.add_argument("--n-train", type=int, default=d.n_train)
+    parser.add_argument("--n-val", type=int, default=d.n_val)
+    parser.add_argument("--n-test", type=int, default=d.n_test)
+    parser.add_argument("--n-target", type=int, default=d.n_target)
+    parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities))
+    parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false")
+    parser.add_argument("--data-seed", type=int, default=d.data_seed)
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--out-dir", default=d.out_dir)
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _configs(args) -> list:
+    from .experiment import ExperimentConfig
+
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    tasks = sorted(TASKS) if args.task == "all" else [args.task]
+    return [ExperimentConfig(**{**values, "task": task}) for task in tasks]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sikd_utils", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="teacher, baseline and SIKD student on one task (or all), several seeds")
+    _experiment_args(run)
+    gap = sub.add_parser("gap", help="baseline U-Net only: Dice on source vs shifted test sets")
+    _experiment_args(gap)
+    fetch = sub.add_parser("fetch", help="download a public dataset, or print how to obtain a gated one")
+    fetch.add_argument("dataset")
+    fetch.add_argument("root")
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    pd.set_option("display.width", 160)
+    if args.command == "fetch":
+        from .data.real import fetch as fetch_dataset
+
+        fetch_dataset(args.dataset, args.root)
+        return 0
+    from .experiment import domain_gap, run_task
+
+    for config in _configs(args):
+        print(f"\n=== {config.task} ===", flush=True)
+        if args.command == "run":
+            result = run_task(config)
+            print(result.comparison.round(4).to_string(index=False))
+            if config.out_dir:
+                print(f"results written under {config.out_dir}/{config.task}/")
+        else:
+            print(domain_gap(config).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
