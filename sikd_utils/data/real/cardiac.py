@@ -196,7 +196,8 @@ def index_mnms(root, split=None, vendors=None) -> list[CaseRef]:
         raise not_found("mnms", root, "no labelled '<code>/<code>_sa.nii.gz' case folders found")
     if not refs:
         raise not_found("mnms", root, f"no case matches split={split!r}, vendors={vendors}")
-    return sorted(refs, key=lambda r: (r.meta["subset"] or "", r.case_id))
+    order = {"train": 0, "val": 1, "test": 2, None: 3}
+    return sorted(refs, key=lambda r: (order[r.meta["subset"]], r.case_id))
 
 
 def read_mnms(ref: CaseRef, preprocess: bool):
