@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import warnings
 from pathlib import Path
 
@@ -517,3 +516,11 @@ def test_fetch_interrupted_while_unpacking_leaves_no_partial_dataset(tmp_path, m
     with pytest.raises(OSError, match="disk full"):
         real.fetch("kvasir", tmp_path)
     assert copied and list(tmp_path.iterdir()) == []
+
+
+def test_masks_saved_as_0_1_are_kept_and_dataset_keys_are_forgiving(tmp_path):
+    expected = fake.write_udiat(tmp_path, n=1)
+    fake._save(tmp_path / "BUS_Dataset_B" / "GT" / "000001.png", expected["000001"]["label"])  # 0/1, not 0/255
+    case = real.load("UDIAT", tmp_path)[0]
+    np.testing.assert_array_equal(case.label, expected["000001"]["label"])
+    assert case.dataset == "udiat"

@@ -65,9 +65,10 @@ def task_of(dataset: str) -> str:
 
 
 def _check_dataset(dataset: str) -> str:
-    if dataset not in _DATASETS:
+    key = str(dataset).strip().lower().replace("-", "_")  # 'ACDC', 'cvc-clinicdb' are fine too
+    if key not in _DATASETS:
         raise KeyError(f"unknown dataset {dataset!r}; choose one of {list(_DATASETS)}")
-    return dataset
+    return key
 
 
 def load(dataset: str, root, split: str | None = None, preprocess: bool = True, **options) -> CaseList:
@@ -85,7 +86,8 @@ def load(dataset: str, root, split: str | None = None, preprocess: bool = True, 
     image, and unreadable files, shape mismatches, unknown label codes or NaN intensities raise
     ValueError naming the file (the latter when the case is read).
     """
-    spec = _DATASETS[_check_dataset(dataset)]
+    dataset = _check_dataset(dataset)
+    spec = _DATASETS[dataset]
     lazy = options.pop("lazy", True)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:

@@ -325,16 +325,18 @@ def grey_mask(arr: np.ndarray, path: Path) -> np.ndarray:
 def binary_mask(arr: np.ndarray, path: Path) -> np.ndarray:
     """Binary mask -> {0, 1} uint8.
 
-    Masks saved as 0/255 are thresholded at 128 (mid-grey), which undoes JPEG ringing in Kvasir-SEG's
-    lossy masks; masks already saved as 0/1 (max value 1) are kept as they are.
+    Masks are thresholded at grey 128, which undoes the ringing of Kvasir-SEG's lossy JPEG masks.
+    A lossless mask holding only the values 0 and 1 (a re-saved 0/1 mask) is taken as it is; a JPEG
+    is always thresholded, since its near-black noise must not become foreground.
     """
     grey = grey_mask(arr, path)
     if grey.dtype == bool:
         return grey.astype(np.uint8)
     if not np.all(np.isfinite(grey)):
         raise ValueError(f"{path}: mask holds NaN or infinite values")
-    if grey.size and grey.max() <= 1:
-        return (grey > 0).astype(np.uint8)
+    lossy = path.suffix.lower() in (".jpg", ".jpeg")
+    if not lossy and grey.size and grey.max() <= 1 and grey.min() >= 0 and np.all(np.mod(grey, 1) == 0):
+        return grey.astype(np.uint8)
     return (grey >= 128).astype(np.uint8)
 
 
