@@ -524,3 +524,15 @@ def test_masks_saved_as_0_1_are_kept_and_dataset_keys_are_forgiving(tmp_path):
     case = real.load("UDIAT", tmp_path)[0]
     np.testing.assert_array_equal(case.label, expected["000001"]["label"])
     assert case.dataset == "udiat"
+
+
+def test_fetch_without_network_explains_the_manual_route(tmp_path, monkeypatch):
+    import urllib.error
+
+    def offline(url, dest, desc):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(real.download, "_download", offline)
+    with pytest.raises(ConnectionError, match=r"kvasir-seg\.zip elsewhere and unzip it into"):
+        real.fetch("Kvasir", tmp_path)
+    assert list(tmp_path.iterdir()) == []

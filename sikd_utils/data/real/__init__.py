@@ -96,8 +96,9 @@ def load(dataset: str, root, split: str | None = None, preprocess: bool = True, 
     if split is not None and split not in spec.splits:
         valid = ", ".join(repr(s) for s in (None,) + spec.splits)
         raise ValueError(f"unknown split {split!r} for {dataset!r}; valid: {valid}. {LAYOUTS[dataset].splits}")
-    refs = spec.index(Path(root).expanduser(), split, **options)
-    cases = CaseList(dataset, refs, spec.read, bool(preprocess), Path(root), split)
+    root = Path(root).expanduser()
+    refs = spec.index(root, split, **options)
+    cases = CaseList(dataset, refs, spec.read, bool(preprocess), root, split)
     if not lazy:
         loaded = list(cases)
         return _Materialised(cases, loaded)

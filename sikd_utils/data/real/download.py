@@ -139,8 +139,9 @@ def fetch(dataset: str, root, *, url: str | None = None, sha256: str | None = No
     folder tree to build, and returns None. ``sha256``/``md5`` enforce a checksum you trust (a
     mismatch raises ValueError and leaves ``root`` untouched); ``url`` overrides a moved download.
     """
-    if dataset not in LAYOUTS:
-        raise KeyError(f"unknown dataset {dataset!r}; choose one of {sorted(LAYOUTS)}")
+    from . import _check_dataset
+
+    dataset = _check_dataset(dataset)
     root = Path(root).expanduser()
     say = (lambda *a: None) if quiet else print
     if dataset not in ARCHIVES:
@@ -168,7 +169,12 @@ def fetch(dataset: str, root, *, url: str | None = None, sha256: str | None = No
         archive_path = work / archive.filename
         source = url or archive.url
         say(f"Downloading {source}")
-        _download(source, archive_path, desc=archive.filename)
+        try:
+            _download(source, archive_path, desc=archive.filename)
+        except OSError as err:  # URLError, timeouts, refused connections are all OSErrors
+            raise ConnectionError(f"downloading {source} failed ({err}). Without network access, download "
+                                  f"{archive.filename} elsewhere and unzip it into {root} so that it holds "
+                                  f"{archive.top}/ as shown by describe({dataset!r})") from err
         got_sha, got_md5 = _digests(archive_path)
         for kind, expected, got in (("SHA-256", sha256 or archive.sha256, got_sha),
                                     ("MD5", md5 or archive.md5, got_md5)):
