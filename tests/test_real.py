@@ -536,3 +536,13 @@ def test_fetch_without_network_explains_the_manual_route(tmp_path, monkeypatch):
     with pytest.raises(ConnectionError, match=r"kvasir-seg\.zip elsewhere and unzip it into"):
         real.fetch("Kvasir", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_coloured_ultrasound_is_reduced_to_luma_and_flagged(tmp_path):
+    fake.write_udiat(tmp_path, n=1)
+    colour = fake._rgb(3)
+    fake._save(tmp_path / "BUS_Dataset_B" / "original" / "000001.png", colour)
+    case = real.load("udiat", tmp_path, preprocess=False)[0]
+    assert case.image.shape == (1,) + fake.IMAGE_HW and case.meta["converted_from_colour"] is True
+    np.testing.assert_allclose(case.image[0], colour.astype(np.float32) @ np.array([0.299, 0.587, 0.114]),
+                               rtol=1e-5)

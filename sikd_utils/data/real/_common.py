@@ -17,6 +17,7 @@ import numpy as np
 
 from ..case import Case
 from ..preprocess import normalize_percentile, window_intensity
+from .layouts import LAYOUTS
 
 __all__ = ["CaseRef", "CaseList"]
 
@@ -117,8 +118,6 @@ def listing(root: Path, limit: int = 8) -> str:
 
 def not_found(dataset: str, root: Path, what: str) -> FileNotFoundError:
     """The error for a root that does not hold the dataset: what was expected, what is there."""
-    from .layouts import LAYOUTS  # local import: layouts imports nothing from here, but keep it lazy
-
     layout = LAYOUTS[dataset]
     return FileNotFoundError(
         f"{layout.title}: {what} under {str(root)!r} ({listing(root)}).\n"
