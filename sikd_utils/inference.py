@@ -59,6 +59,13 @@ def _eval_mode(model: nn.Module):
             module.training = mode
 
 
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (the fast GPU setting of design §6); full float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def predict_case(
     model: nn.Module,
     case: Case,
@@ -89,13 +96,10 @@ def predict_case(
     images, _ = case_slices(case)  # (N, C, H, W), a view of the case's array
     n, _, h, w = images.shape
     prediction = torch.empty((n, h, w), dtype=torch.int64)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
     with _eval_mode(model), torch.no_grad():
         for start in range(0, n, batch_size):
             x = resize_images(images[start : start + batch_size].to(device), size)
-            with autocast:
+            with _autocast(device):
                 out = model(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out
             logits = resize_images(logits.float(), (h, w))
