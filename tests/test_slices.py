@@ -76,6 +76,15 @@ def test_mixed_2d_and_3d_cases():
 # ------------------------------------------------------------------------------------- shapes, resize
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
+def test_label_dtypes(dtype):
+    case = volume_case()
+    case = Case(case.image, case.label.astype(dtype), case.spacing, case.case_id)
+    ds = SliceDataset([case], 40, augment=True)
+    assert ds[0]["label"].dtype == torch.int64
+    assert set(torch.unique(ds[0]["label"]).tolist()) <= {0, 1, 2, 3}
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_item_shapes_and_dtypes(channels):
     ds = SliceDataset([volume_case(h=30, w=22, channels=channels)], 40, augment=True)

@@ -84,7 +84,10 @@ def case_slices(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     A 2D case is one slice (N = 1). The tensors share memory with the case's arrays (views).
     """
     image = torch.from_numpy(np.asarray(case.image, dtype=np.float32))
-    label = torch.from_numpy(np.asarray(case.label))
+    label = np.asarray(case.label)
+    if label.dtype not in (np.uint8, np.int16, np.int32, np.int64):  # dtypes torch handles fully
+        label = label.astype(np.int64)
+    label = torch.from_numpy(label)
     if label.ndim == 2:
         return image.unsqueeze(0), label.unsqueeze(0)
     return image.permute(3, 0, 1, 2), label.permute(2, 0, 1)
@@ -187,9 +190,10 @@ def _sampling_grid(matrix: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     because ``affine_grid`` costs ~1 ms for one 128×128 grid on a CPU, more than the resample itself."""
     (a, b, c), (d, e, f) = _grid_theta(matrix, size).tolist()
     xs, ys = _pixel_centres(size)
-    gx = (ys * b + c) + xs * a
-    gy = (ys * e + f) + xs * d
-    return torch.stack((gx, gy), dim=-1)[None]
+    grid = torch.empty((1, *size, 2), dtype=torch.float32)
+    torch.add(ys * b + c, xs * a, out=grid[0, ..., 0])  # x = a·x' + b·y' + c
+    torch.add(ys * e + f, xs * d, out=grid[0, ..., 1])  # y = d·x' + e·y' + f
+    return grid
 
 
 def apply_affine(
@@ -252,6 +256,18 @@ def monai_reference_transform(image_size: int | Sequence[int], augment: bool = T
 # --------------------------------------------------------------------------------------------------
 
 
+_RESIZE_CHUNK = 64  # slices resized at once while building: bounds the memory a large CT volume needs
+
+
+def _kept_slices(label: np.ndarray, foreground_only: bool) -> np.ndarray:
+    """Indices along the last axis of the slices to keep (a 2D label is one slice, index 0)."""
+    label = np.asarray(label)
+    depth = label.shape[-1] if label.ndim == 3 else 1
+    if not foreground_only:
+        return np.arange(depth)
+    return np.flatnonzero(label.reshape(-1, depth).any(axis=0))
+
+
 def _label_dtype(max_label: int) -> torch.dtype:
     """Smallest integer dtype for the stored labels (items are int64; storage need not be)."""
     if max_label <= 255:
@@ -299,25 +315,27 @@ class SliceDataset(Dataset):
         self.in_channels = channels.pop()
         label_dtype = _label_dtype(max(int(case.label.max()) if case.label.size else 0 for case in cases))
 
-        images, labels, index = [], [], []
-        for case in cases:
-            imgs, labs = case_slices(case)
-            if self.foreground_only:
-                keep = torch.nonzero(labs.flatten(1).ne(0).any(dim=1)).flatten()
-            else:
-                keep = torch.arange(labs.shape[0])
-            if keep.numel() == 0:
-                continue
-            images.append(resize_images(imgs[keep], self.image_size))
-            labels.append(resize_labels(labs[keep].to(torch.int64), self.image_size).to(label_dtype))
-            index.extend((case.case_id, int(z)) for z in keep)
+        # Pass 1: which slices to keep (on the original labels, as the official slice maker does).
+        kept = [(case, _kept_slices(case.label, self.foreground_only)) for case in cases]
+        index = [(case.case_id, int(z)) for case, keep in kept for z in keep]
         if not index:
             raise ValueError(
                 f"no slices: none of the {len(cases)} cases has a slice with foreground "
                 "(pass foreground_only=False to keep empty slices)"
             )
-        self.images = torch.cat(images).contiguous()  # (N, C, H, W) float32, resized
-        self.labels = torch.cat(labels).contiguous()  # (N, H, W), compact integer dtype
+        # Pass 2: resize them, a chunk at a time, straight into preallocated storage (no final concat).
+        h, w = self.image_size
+        self.images = torch.empty((len(index), self.in_channels, h, w), dtype=torch.float32)  # resized
+        self.labels = torch.empty((len(index), h, w), dtype=label_dtype)  # compact; items are int64
+        row = 0
+        for case, keep in kept:
+            imgs, labs = case_slices(case)
+            for start in range(0, len(keep), _RESIZE_CHUNK):
+                chunk = torch.from_numpy(keep[start : start + _RESIZE_CHUNK])
+                n = len(chunk)
+                self.images[row : row + n] = resize_images(imgs[chunk], self.image_size)
+                self.labels[row : row + n] = resize_labels(labs[chunk], self.image_size)
+                row += n
         self.slice_index: list[tuple[str, int]] = index  # (case_id, slice along the last axis) per item
         self.num_cases = len(cases)
         # Shared memory: DataLoader workers (forked, spawned, persistent) see set_epoch from the parent.
