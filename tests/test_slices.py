@@ -221,11 +221,45 @@ def test_geometry_matches_monai():
         assert (out_lab != two_step["label"][0].long()).float().mean() < 0.03
 
 
+def test_official_order_on_non_square_raw_slices():
+    """Items equal the official order — translate and rotate the *raw* slice, then resize — done by MONAI
+    (``monai_reference_transform``'s steps with our drawn parameters), up to interpolation."""
+    from monai.transforms import Affined, Compose, Resized, Rotated
+
+    raw_h, raw_w, size = 40, 64, 48  # strongly non-square raw slice
+    case = image_case(h=raw_h, w=raw_w, channels=1, classes=(1, 2, 3), seed=4)
+    ds = SliceDataset([case], size, augment=True, seed=2)
+    scale = ds.resize_scale(0)
+    assert scale == (size / raw_h, size / raw_w)
+    keys, modes = ("image", "label"), ("bilinear", "nearest")
+    checked = 0
+    for epoch in range(20):
+        params = ds.augmentation(0, epoch)
+        if params.angle == 0.0:
+            continue
+        raw_shift = (params.shift[0] / scale[0], params.shift[1] / scale[1])
+        official = Compose(
+            [
+                Affined(keys, translate_params=raw_shift, mode=modes, padding_mode="zeros"),
+                Rotated(keys, angle=params.angle, keep_size=True, mode=modes, padding_mode="zeros"),
+                Resized(keys, spatial_size=(size, size), mode=("bilinear", "nearest-exact")),
+            ]
+        )({"image": torch.from_numpy(case.image), "label": torch.from_numpy(case.label)[None].float()})
+        want = official["label"][0].long().as_tensor()
+        got = ds.get_item(0, epoch)["label"]
+        assert (got == want).float().mean() > 0.96, epoch
+        # rotating the squashed picture instead (no conjugation) is measurably further off
+        _, naive = apply_affine(ds.images[0], ds.labels[0].long(), sampling_matrix(params))
+        assert (naive == want).float().mean() < (got == want).float().mean()
+        checked += 1
+    assert checked >= 4
+
+
 def test_monai_reference_transform_runs():
     from sikd_utils.data.slices import monai_reference_transform
 
     case = image_case(h=30, w=20, channels=3)
-    out = monai_reference_transform(32)({"image": case.image, "label": case.label[None]})
+    out = monai_reference_transform(32, (30, 20))({"image": case.image, "label": case.label[None]})
     assert tuple(out["image"].shape) == (3, 32, 32) and tuple(out["label"].shape) == (1, 32, 32)
 
 

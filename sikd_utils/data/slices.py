@@ -2,18 +2,21 @@
 
 The models are 2D U-Nets, so every Case (2D image or 3D volume) is cut into slices along its last axis,
 resized to the training size and, for training, augmented as the official code does: a random
-translation of up to ±12.5 % of the size (p = 0.5), then a random rotation in ±180° (p = 0.5), image and
-label moved together (image bilinear, label nearest, zeros outside the field of view).
+translation of up to ±12.5 % of the size (p = 0.5), then a random rotation in ±180° (p = 0.5), both in
+the raw slice's frame and followed by the resize, image and label moved together (image bilinear,
+label nearest, zeros outside the field of view).
 
 Two design decisions matter for the rest of the package:
 
 * **Precompute, then one fused resample.** The resize to the training size is the same for every epoch,
   so it is done once, for all slices together, when the dataset is built. The two random steps are then
-  fused into a single affine resample (one ``grid_sample`` per item). The equivalent per-item MONAI
-  pipeline (``Resized`` → ``RandAffined`` → ``RandRotated``; see :func:`monai_reference_transform`)
-  produces the same geometry — the tests check our matrix against MONAI's ``Affined`` and against that
-  two-step pipeline — but costs several ms per 128×128 item on a CPU (MetaTensor bookkeeping and a
-  second interpolation) against well under one ms here, and blurs the image twice.
+  fused into a single affine resample of the resized slice (one ``grid_sample`` per item), its matrix
+  conjugated by the resize so the geometry is the official translate → rotate → resize
+  (:func:`sampling_matrix`). The equivalent per-item MONAI pipeline (``RandAffined`` → ``RandRotated``
+  → ``Resized`` on the raw slice; :func:`monai_reference_transform`) gives the same geometry — the tests
+  check our matrix against MONAI's ``Affined`` and against that pipeline — but costs several ms per
+  item on a CPU (MetaTensor bookkeeping, full-resolution resampling) against under one ms here, and
+  interpolates the image twice.
 * **Augmentation is a pure function of (seed, epoch, index).** Every item draws its parameters from a
   fresh generator seeded by that triple, so results depend neither on DataLoader workers nor on the order
   of access nor on where an interrupted run was resumed. The epoch lives in shared memory, so
@@ -157,15 +160,23 @@ def draw_augmentation(seed: int, epoch: int, index: int, size: int | Sequence[in
     return AugmentParams(shift=shift, angle=angle)
 
 
-def sampling_matrix(params: AugmentParams) -> np.ndarray:
+def sampling_matrix(params: AugmentParams, scale: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     """3×3 matrix mapping output to input pixel coordinates (centred, (axis 0, axis 1) order).
 
     This is the ``affine`` MONAI's ``Affined`` would take. Translate-then-rotate, as the official code
     orders them, composes to ``input = R · output + shift`` (MONAI ``Affined(translate)`` followed by
     ``Rotated(angle)`` gives exactly this).
+
+    ``scale`` is (resized / raw) per axis for the slice being augmented. The official code translates
+    and rotates the *raw* slice and resizes last; we resize first (once), so the rotation is conjugated
+    by that scaling, ``D R D⁻¹``: a non-square raw slice squashed to a square is then rotated as the
+    anatomy it shows, not as the squashed picture, and the squash stays along the image axes as at test
+    time. (The translation, a fraction of the size, is the same in either frame.) With a square raw
+    slice ``D R D⁻¹ = R``.
     """
     c, s = math.cos(params.angle), math.sin(params.angle)
-    return np.array([[c, -s, params.shift[0]], [s, c, params.shift[1]], [0.0, 0.0, 1.0]])
+    ratio = float(scale[0]) / float(scale[1])
+    return np.array([[c, -s * ratio, params.shift[0]], [s / ratio, c, params.shift[1]], [0.0, 0.0, 1.0]])
 
 
 def _grid_theta(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -217,25 +228,28 @@ def apply_affine(
     return out, lab[0, 0].to(label.dtype)
 
 
-def monai_reference_transform(image_size: int | Sequence[int], augment: bool = True):
+def monai_reference_transform(image_size: int | Sequence[int], raw_size: int | Sequence[int], augment: bool = True):
     """The naive per-item MONAI pipeline that :class:`SliceDataset` is equivalent to (dict-based).
 
-    ``Resized`` (image bilinear, label nearest-exact) → ``RandAffined`` translate ±12.5 % (p 0.5) →
-    ``RandRotated`` ±180° (p 0.5), zeros padding. Kept as the named reference for the benchmark and the
-    tests; it costs several ms per item and interpolates the image twice. (MONAI's anti-aliasing is a
-    Gaussian pre-filter, ours torch's PIL-like one: the two differ slightly when shrinking.)
+    On a raw slice of ``raw_size`` (the translation range is in raw pixels, so it is built per size):
+    ``RandAffined`` translate ±12.5 % (p 0.5) → ``RandRotated`` ±180° (p 0.5) → ``Resized`` (image
+    bilinear, label nearest-exact), zeros padding — the official order. Kept as the named reference for
+    the benchmark and the tests; it costs several ms per item and interpolates the image twice.
+    (MONAI's anti-aliasing is a Gaussian pre-filter, ours torch's PIL-like one: the two differ slightly
+    when shrinking.)
     """
     from monai.transforms import Compose, RandAffined, RandRotated, Resized
 
     h, w = as_size(image_size)
+    raw_h, raw_w = as_size(raw_size)
     keys = ("image", "label")
-    steps = [Resized(keys, spatial_size=(h, w), mode=("bilinear", "nearest-exact"), anti_aliasing=(True, False))]
+    steps = []
     if augment:
         steps += [
             RandAffined(
                 keys,
                 prob=AUGMENT_PROB,
-                translate_range=(TRANSLATE_FRACTION * h, TRANSLATE_FRACTION * w),
+                translate_range=(TRANSLATE_FRACTION * raw_h, TRANSLATE_FRACTION * raw_w),
                 mode=("bilinear", "nearest"),
                 padding_mode="zeros",
             ),
@@ -248,6 +262,7 @@ def monai_reference_transform(image_size: int | Sequence[int], augment: bool = T
                 padding_mode="zeros",
             ),
         ]
+    steps.append(Resized(keys, spatial_size=(h, w), mode=("bilinear", "nearest-exact"), anti_aliasing=(True, False)))
     return Compose(steps)
 
 
@@ -315,9 +330,11 @@ class SliceDataset(Dataset):
         self.in_channels = channels.pop()
         label_dtype = _label_dtype(max(int(case.label.max()) if case.label.size else 0 for case in cases))
 
-        # Pass 1: which slices to keep (on the original labels, as the official slice maker does).
+        # Pass 1: which slices to keep (judged on the original labels, before any resize).
         kept = [(case, _kept_slices(case.label, self.foreground_only)) for case in cases]
         index = [(case.case_id, int(z)) for case, keep in kept for z in keep]
+        # raw in-plane size of every item: the augmentation rotates in the raw frame (sampling_matrix)
+        self.raw_sizes = np.array([case.label.shape[:2] for case, keep in kept for _ in keep], dtype=np.int64)
         if not index:
             raise ValueError(
                 f"no slices: none of the {len(cases)} cases has a slice with foreground "
@@ -372,9 +389,15 @@ class SliceDataset(Dataset):
         if params.is_identity:
             image, label = image.clone(), label.to(torch.int64)
         else:
-            image, label = apply_affine(image, label.to(torch.int64), sampling_matrix(params))
+            matrix = sampling_matrix(params, scale=self.resize_scale(i))
+            image, label = apply_affine(image, label.to(torch.int64), matrix)
         case_id, z = self.slice_index[i]
         return {"image": image, "label": label, "case_id": case_id, "slice": z}
+
+    def resize_scale(self, index: int) -> tuple[float, float]:
+        """(resized / raw) size per axis of item ``index``: the precomputed resize's scaling."""
+        raw_h, raw_w = self.raw_sizes[index]
+        return self.image_size[0] / float(raw_h), self.image_size[1] / float(raw_w)
 
     def augmentation(self, index: int, epoch: int | None = None) -> AugmentParams:
         """The augmentation parameters of item ``index`` at ``epoch`` (default: the current one)."""
