@@ -98,7 +98,9 @@ def predict_case(
     prediction = torch.empty((n, h, w), dtype=torch.int64)
     with _eval_mode(model), torch.no_grad():
         for start in range(0, n, batch_size):
-            x = resize_images(images[start : start + batch_size].to(device), size)
+            # a copy, so a model that writes into its input can never alter the case
+            x = images[start : start + batch_size].to(device=device, dtype=torch.float32, copy=True)
+            x = resize_images(x, size)
             with _autocast(device):
                 out = model(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out

@@ -170,3 +170,16 @@ def test_predict_cases_yields_pairs_in_order():
     np.testing.assert_array_equal(out[0][1], cases[0].label)
     gen = predict_cases(Oracle(), iter(cases[:1]), 32)  # any iterable, progress bar on
     assert next(gen)[0] is cases[0]
+
+
+def test_case_is_never_modified():
+    class InPlace(Oracle):
+        def forward(self, x):
+            out = super().forward(x)
+            x.mul_(0)  # a careless model writing into its input
+            return out
+
+    for case in (case_2d(32, 32), case_3d(32, 32, 4)):
+        before = case.image.copy()
+        predict_case(InPlace(), case, 32)
+        np.testing.assert_array_equal(case.image, before)

@@ -133,8 +133,9 @@ def resize_labels(labels: torch.Tensor, size: int | Sequence[int]) -> torch.Tens
 class AugmentParams:
     """One draw of the official augmentation, in MONAI's conventions.
 
-    ``shift`` is MONAI's ``translate_params`` in pixels, (axis 0, axis 1); ``angle`` is MONAI's
-    ``Rotate`` angle in radians. Both are zero when their step was not drawn (p = 0.5 each).
+    ``shift`` is MONAI's ``translate_params`` in pixels of the resized slice, (axis 0, axis 1);
+    ``angle`` is MONAI's ``Rotate`` angle in radians. Both are zero when their step was not drawn
+    (p = 0.5 each, independently).
     """
 
     shift: tuple[float, float] = (0.0, 0.0)
