@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "metrics", "models", "train", "viz")
+_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "train", "viz")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 
