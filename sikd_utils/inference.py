@@ -19,6 +19,7 @@ from torch import nn
 
 from .data.case import Case
 from .data.slices import as_size, case_slices, resize_images
+from .train import resolve_device
 
 __all__ = ["predict_case", "predict_cases", "check_channels"]
 
@@ -90,7 +91,7 @@ def predict_case(
     if device is None:
         device = _model_device(model)
     else:
-        device = torch.device(device)
+        device = resolve_device(device)
         model.to(device)
 
     images, _ = case_slices(case)  # (N, C, H, W), a view of the case's array
@@ -130,7 +131,7 @@ def predict_cases(
 
     total = len(cases) if hasattr(cases, "__len__") else None
     if device is not None:
-        model.to(torch.device(device))
+        model.to(resolve_device(device))
         device = None  # moved once; predict_case then follows the model
     for case in tqdm(cases, desc=desc, unit="case", total=total, disable=not progress):
         yield case, predict_case(model, case, image_size, batch_size=batch_size, device=device)

@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pytest
+
+from sikd_utils.data import Case
+from sikd_utils.experiment import ExperimentConfig, Splits, compare_methods, domain_gap, run_task
+
+
+def _cases(n, seed, shift=0.0, prefix="c"):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = np.zeros((24, 24, 3), np.int64)
+        x, y = rng.integers(3, 10, 2)
+        label[y : y + 9, x : x + 9, :] = 1
+        label[y + 3 : y + 6, x + 3 : x + 6, 1:] = 2
+        image = (0.2 + 0.3 * label + shift + 0.05 * rng.standard_normal(label.shape))[None]
+        out.append(Case(image.astype(np.float32), label, (1.0, 1.0, 4.0), f"{prefix}{i}"))
+    return out
+
+
+@pytest.fixture
+def splits():
+    return Splits(_cases(4, 0), _cases(2, 1), {"source": _cases(2, 2, prefix="s"),
+                                                "target@1": _cases(2, 3, shift=0.2, prefix="t")}, tag="toy")
+
+
+def _config(tmp_path, **kw):
+    base = dict(task="cardiac", image_size=16, base_channels=4, epochs=2, batch_size=4, seeds=(0, 1),
+                out_dir=str(tmp_path), progress=False)
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+def test_run_task_tables_files_and_reuse(tmp_path, splits):
+    config = _config(tmp_path)
+    result = run_task(config, splits)
+    pc = result.per_case
+    # 2 seeds x 2 methods x (2 + 2 cases) x 3 foreground classes
+    assert len(pc) == 2 * 2 * 4 * 3
+    assert set(pc["method"]) == {"baseline", "sikd"} and set(pc["test_set"]) == {"source", "target@1"}
+    assert pc["dice"].dropna().between(0, 1).all()
+    assert len(result.seed_scores) == 2 * 2 * 2
+    comp = result.comparison.set_index("test_set")
+    assert list(comp.index) == ["source", "target@1"]
+    assert comp.loc["source", "n_seeds"] == 2
+    expected = (result.seed_scores.query("method == 'sikd' and test_set == 'source'")["dice"].mean()
+                - result.seed_scores.query("method == 'baseline' and test_set == 'source'")["dice"].mean())
+    assert comp.loc["source", "delta"] == pytest.approx(expected)
+    run_root = tmp_path / "cardiac" / config.run_key("toy")
+    for seed in (0, 1):
+        for role in ("teacher", "baseline", "student"):
+            assert (run_root / f"seed{seed}" / role / "last.pt").exists()
+    saved = json.loads((run_root / "results" / "result.json").read_text())
+    assert saved["provenance"]["commit"] and len(saved["comparison"]) == 2
+    # same settings: trained models are reused, so results are identical
+    again = run_task(config, splits)
+    assert np.allclose(again.seed_scores["dice"], result.seed_scores["dice"], equal_nan=True)
+
+
+def test_domain_gap_uses_baseline_only(tmp_path, splits):
+    table = domain_gap(_config(tmp_path, seeds=(0,)), splits)
+    assert set(table["method"]) == {"baseline"}
+    assert table.set_index("test_set").loc["source", "gap"] == 0.0
+    run_root = tmp_path / "cardiac" / _config(tmp_path).run_key("toy") / "seed0"
+    assert (run_root / "baseline").exists() and not (run_root / "teacher").exists()
+
+
+def test_compare_methods_paired_difference():
+    import pandas as pd
+
+    scores = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "method": ["baseline", "sikd"] * 3,
+                           "test_set": ["t"] * 6, "dice": [0.5, 0.6, 0.7, 0.7, 0.6, 0.8]})
+    row = compare_methods(scores).iloc[0]
+    assert row["delta"] == pytest.approx(0.1)
+    assert row["sikd_wins"] == 2
+    assert row["baseline"] == pytest.approx(0.6)
+
+
+def test_bad_settings():
+    with pytest.raises(KeyError, match="unknown task"):
+        ExperimentConfig(task="brain")
+    with pytest.raises(ValueError, match="seed"):
+        ExperimentConfig(seeds=())
+    with pytest.raises(ValueError, match="methods"):
+        run_task(ExperimentConfig(), splits=None, methods=("teacher",))
