@@ -24,7 +24,7 @@ from .data.tasks import get_task
 from .train import TrainConfig, build_model, resolve_device, train
 
 __all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits", "run_task", "domain_gap",
-           "compare_methods", "method_summary", "severity_table", "METHODS"]
+           "compare_methods", "method_summary", "severity_table", "train_roles", "METHODS"]
 
 METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
 
@@ -67,6 +67,12 @@ class ExperimentConfig:
         return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                            distill_weight=self.distill_weight, seed=seed, device=self.device,
                            progress=self.progress)
+
+    def run_root(self, data_tag: str) -> Path | None:
+        """Folder holding this configuration's trained models (None when nothing is saved)."""
+        if self.out_dir is None:
+            return None
+        return Path(self.out_dir) / self.task / self.run_key(data_tag)
 
     def run_key(self, data_tag: str) -> str:
         """Short hash of the settings that change trained weights (not seeds, test sets or device)."""
@@ -166,6 +172,36 @@ def compare_methods(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noq
     return pd.DataFrame(rows)
 
 
+def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], seed: int) -> dict:
+    """Train (or reload, when the run folder already holds them) the given roles for one seed.
+
+    Roles are trained in the order given; "student" needs "teacher" earlier in the list or already
+    trained in the run folder. Returns ``role -> TrainResult``.
+    """
+    from .data.slices import SliceDataset
+
+    spec = get_task(config.task)
+    train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
+                            seed=config.data_seed)
+    val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
+    run_root = config.run_root(splits.tag)
+    results = {}
+    for role in roles:
+        folder = run_root / f"seed{seed}" / role if run_root else None
+        teacher = None
+        if role == "student":
+            if "teacher" in results:
+                teacher = results["teacher"].model
+            elif run_root is not None and (run_root / f"seed{seed}" / "teacher" / "best.pt").exists():
+                teacher = run_root / f"seed{seed}" / "teacher"
+            else:
+                raise ValueError("the student needs a teacher: put 'teacher' before 'student' in roles")
+        model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
+        results[role] = train(model, train_ds, config.train_config(role, seed), val_ds, teacher=teacher,
+                              checkpoint_dir=folder)
+    return results
+
+
 def method_summary(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noqa: F821
     """Per (test set, method): mean ± 95 % CI over seeds."""
     import pandas as pd
@@ -201,7 +237,6 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     """
     import pandas as pd
 
-    from .data.slices import SliceDataset
     from .evaluation import evaluate_cases
 
     config = dataclasses.replace(config or ExperimentConfig(), **overrides)
@@ -213,23 +248,13 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
         roles = ["teacher", *roles, "student"]
     spec = get_task(config.task)
     splits = splits or synthetic_splits(config)
-    train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
-                            seed=config.data_seed)
-    val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
-    run_root = None
-    if config.out_dir is not None:
-        run_root = Path(config.out_dir) / config.task / config.run_key(splits.tag)
+    run_root = config.run_root(splits.tag)
 
     frames, histories, models = [], {}, {}
     for seed in config.seeds:
-        folder = (lambda role: run_root / f"seed{seed}" / role) if run_root else (lambda role: None)
-        trained = {}
-        for role in roles:
-            model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
-            result = train(model, train_ds, config.train_config(role, seed), val_ds,
-                           teacher=trained.get("teacher"), checkpoint_dir=folder(role))
-            trained[role] = result.model
-            histories[(seed, role)] = result.history
+        results = train_roles(config, splits, roles, seed)
+        trained = {role: r.model for role, r in results.items()}
+        histories.update({(seed, role): r.history for role, r in results.items()})
         models = {(seed, role): m for role, m in trained.items()}
         for method, role in (("baseline", "baseline"), ("sikd", "student")):
             if method not in methods:
