@@ -319,19 +319,19 @@ def test_search_finds_distillation(browser, site):
 
 def test_screenshots(browser, site):
     """Viewport and full-page screenshots for a human to look at (artifacts/ is git-ignored)."""
-    import base64
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     wanted = {"intro": _toc_docnames()[0]}
     wanted.update({Path(d).name: d for d in _toc_docnames() if d.endswith(("06_five_tasks", "/results"))})
-    for name, docname in wanted.items():
-        _open(browser, f"{site}{docname}.html")
-        assert browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        shot = browser.execute_cdp_cmd(
-            "Page.captureScreenshot",
-            {"format": "png", "captureBeyondViewport": True,
-             "clip": {"x": 0, "y": 0, "width": 1400, "height": min(height, 12000), "scale": 1}},
-        )
-        (SCREENSHOTS / f"{name}_full.png").write_bytes(base64.b64decode(shot["data"]))
+    width, height = browser.get_window_size()["width"], browser.get_window_size()["height"]
+    try:
+        for name, docname in wanted.items():
+            _open(browser, f"{site}{docname}.html")
+            assert browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+            # full page: a window as tall as the page keeps the layout (sidebars) intact
+            full = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(width, min(full, 12000))
+            assert browser.save_screenshot(str(SCREENSHOTS / f"{name}_full.png"))
+            browser.set_window_size(width, height)
+    finally:
+        browser.set_window_size(width, height)
     assert (SCREENSHOTS / "intro.png").stat().st_size > 0
