@@ -197,11 +197,9 @@ def pages(browser, site):
     for docname in _toc_docnames():
         url = f"{site}{docname}.html"
         status, _ = _http_get(url)
-        assert status == 200, f"{docname}: HTTP {status} for {url}"
         _open(browser, url)
         visited[docname] = browser.execute_script(
             """
-            const abs = u => new URL(u, document.baseURI).href;
             return {
               url: location.href,
               title: document.title,
@@ -215,7 +213,7 @@ def pages(browser, site):
             };
             """
         )
-        visited[docname]["console_errors"] = _local_console_errors(browser, site)
+        visited[docname].update(status=status, console_errors=_local_console_errors(browser, site))
     return visited
 
 
@@ -224,6 +222,7 @@ def pages(browser, site):
 
 def test_every_toc_page_loads(pages):
     for docname, page in pages.items():
+        assert page["status"] == 200, f"{docname}: HTTP {page['status']} for {page['url']}"
         assert page["h1"], f"{docname}: no page heading rendered ({page['url']})"
         assert "404" not in page["title"], f"{docname}: {page['title']!r}"
         assert not page["console_errors"], f"{docname}: console errors {page['console_errors']}"
