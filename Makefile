@@ -22,10 +22,15 @@ $(STAMP): requirements.txt pyproject.toml .ci/constraints.txt
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not slow and not browser" tests
 
+# -W -n: any warning or unresolved reference fails the build; a failing notebook cell aborts it
+# (execute.raise_on_error in _config.yml). Notebooks re-execute only when their code changed
+# (jupyter-cache); `make clean` forces a fresh execution, e.g. after changing sikd_utils.
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-browser-test: $(STAMP)
+# Opens the built book in Debian's headless Chromium (installed by .ci/install-chromium when missing).
+# Depends on `book` so it never runs against a missing or stale site (a no-change rebuild takes seconds).
+browser-test: book
 	bash .ci/install-chromium
 	$(BIN)/python -m pytest -m browser tests
 

@@ -1,0 +1,70 @@
+"""Small additions to the Jupyter Book 1 toolchain, loaded from _config.yml (sphinx.local_extensions).
+
+1. Rebuild a page when a notebook it pastes glued outputs from changes. ``book/results.md`` shows
+   outputs of ``notebooks/06_five_tasks.ipynb`` through ``{glue} key`` + ``:doc:``; myst-nb resolves
+   those references at write time but records no dependency, so after the notebook is edited (and
+   re-executed) an incremental build would keep the old results page. Recording the notebook as a
+   dependency of the page makes Sphinx re-read the page whenever the notebook's source changes.
+
+2. Write each inline script once per page. With Sphinx 7.4, the inline scripts that
+   sphinx-togglebutton and sphinx-thebe register reach the page twice (once from the builder, once
+   from the registry, with filename None and ''); the second copy of ``const THEBE_JS_URL = ...`` is a
+   JavaScript SyntaxError in every page's console.
+
+3. ``{repo-literal} <language>``: a code block whose ``<repository-url>`` placeholders are replaced by
+   ``repository.url`` from _config.yml, so that URL is written in one place only (the book's BibTeX
+   entry in book/intro.md uses it). MyST substitutions do not work inside code blocks.
+"""
+
+from __future__ import annotations
+
+from docutils import nodes
+from myst_nb.ext.glue.utils import PendingGlueReference
+from sphinx.util.docutils import SphinxDirective
+
+REPOSITORY_URL_PLACEHOLDER = "<repository-url>"
+
+
+def _note_glue_sources(app, doctree) -> None:
+    env = app.env
+    for node in doctree.findall(PendingGlueReference):
+        env.note_dependency(env.doc2path(node.refdoc))
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        # an inline script is registered once with filename None and once with '' (Sphinx's registry copy)
+        filename = getattr(script, "filename", script) or ""
+        key = (filename, tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+class RepoLiteral(SphinxDirective):
+    """A literal block with ``<repository-url>`` replaced by the book's repository URL."""
+
+    required_arguments = 1  # the language, for highlighting
+    has_content = True
+
+    def run(self):
+        url = self.config.html_theme_options.get("repository_url", "")
+        if not url:
+            raise self.error("repo-literal: no repository.url in _config.yml")
+        text = "\n".join(self.content).replace(REPOSITORY_URL_PLACEHOLDER, url)
+        node = nodes.literal_block(text, text, language=self.arguments[0])
+        self.set_source_info(node)
+        return [node]
+
+
+def setup(app):
+    app.add_directive("repo-literal", RepoLiteral)
+    app.connect("doctree-read", _note_glue_sources)
+    # late, so that scripts other extensions add for this page are seen too
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}

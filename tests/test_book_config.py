@@ -1,0 +1,48 @@
+"""Fast checks of the book's configuration (the build itself runs in `make book`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_config_matches_jupyter_book_schema():
+    """Jupyter Book only *prints* schema errors (the build still passes), so check them here."""
+    config = pytest.importorskip("jupyter_book.config")
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in config.get_validator().iter_errors(_config())]
+    assert not errors, "\n".join(errors)
+
+
+def test_failing_notebooks_fail_the_build():
+    execute = _config()["execute"]
+    assert execute["allow_errors"] is False
+    assert execute["raise_on_error"] is True
+    assert execute["execute_notebooks"] == "cache"
+    assert execute["timeout"] >= 1800
+
+
+def test_repository_url_is_written_once():
+    """The placeholder repository URL lives in _config.yml only, so moving the repo is one edit."""
+    url = _config()["repository"]["url"]
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("not a git checkout")
+    holders = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in {".md", ".yml", ".yaml", ".py", ".ipynb", ".bib", ".toml", ".txt", ".cfg"} and path.is_file():
+            if url in path.read_text(encoding="utf-8", errors="replace"):
+                holders.append(name)
+    assert holders == ["_config.yml"], f"{url} written in {holders}; keep it in _config.yml only"
