@@ -165,18 +165,28 @@ def feature_pca_rgb(features: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def show_feature_maps(rows: Mapping[str, Sequence[np.ndarray]], column_titles: Sequence[str] | None = None):
-    """Grid of PCA-coloured feature maps: rows = networks, columns = inputs (one shared projection)."""
+def show_feature_maps(rows: Mapping[str, Sequence[np.ndarray]], column_titles: Sequence[str] | None = None,
+                      inputs: Sequence[np.ndarray] | None = None):
+    """Grid of PCA-coloured feature maps: rows = networks, columns = inputs (one shared projection).
+
+    ``inputs`` (optional) are pictures (H,W) or (H,W,3) drawn as a first row, e.g. label overlays.
+    """
     names = list(rows)
     cols = len(rows[names[0]])
     pictures = feature_pca_rgb([f for name in names for f in rows[name]])
-    fig, axes = _axes_grid(len(names), cols)
+    offset = 1 if inputs is not None else 0
+    fig, axes = _axes_grid(len(names) + offset, cols)
+    if inputs is not None:
+        for j, picture in enumerate(inputs):
+            axes[0, j].imshow(picture, cmap="gray", vmin=0, vmax=1)
+        axes[0, 0].set_ylabel("input")
     for i, name in enumerate(names):
         for j in range(cols):
-            axes[i, j].imshow(pictures[i * cols + j])
-            if i == 0 and column_titles:
-                axes[i, j].set_title(column_titles[j], fontsize=9)
-        axes[i, 0].set_ylabel(name)
+            axes[i + offset, j].imshow(pictures[i * cols + j])
+        axes[i + offset, 0].set_ylabel(name)
+    if column_titles:
+        for j, title in enumerate(column_titles):
+            axes[0, j].set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -153,3 +153,12 @@ def test_nan_data_stops_with_a_clear_error(toy_data):
     train_ds.items[0]["image"][0, 0, 0] = math.nan
     with pytest.raises(FloatingPointError, match="NaN"):
         train(build_model("baseline", 1, 3, 4, seed=0), train_ds, _cfg(epochs=1, batch_size=12))
+
+
+def test_student_with_zero_weight_is_the_baseline_bit_for_bit(toy_data, tiny_teacher):
+    train_ds, val_ds = toy_data
+    base = train(build_model("baseline", 1, 3, 4, seed=0), train_ds, _cfg("baseline", epochs=2), val_ds)
+    student = train(build_model("student", 1, 3, 4, seed=0), train_ds, _cfg("student", epochs=2, distill_weight=0.0),
+                    val_ds, teacher=tiny_teacher.model)
+    for key, value in base.model.state_dict().items():
+        assert torch.equal(student.model.state_dict()[key], value), key
