@@ -565,9 +565,9 @@ _ABDOMEN_APPEARANCE = {
 # (base HU, iodine enhancement HU at the portal-venous phase)
 _HU = {
     "air": (-1000, 0), "fat": (-100, 0), "muscle": (42, 12), "cortical": (700, 0), "cancellous": (210, 0),
-    "csf": (12, 0), "aorta": (45, 165), "ivc": (45, 90), "liver": (50, 55), "liver_vessel": (45, 110),
-    "gallbladder": (5, 0), "spleen": (50, 72), "kidney_cortex": (40, 125), "kidney_medulla": (38, 90),
-    "pancreas": (45, 45), "pancreas_fat": (-40, 10), "stomach_wall": (42, 55), "stomach_content": (35, 0),
+    "csf": (12, 0), "aorta": (45, 165), "ivc": (45, 90), "liver": (50, 52), "liver_vessel": (45, 110),
+    "gallbladder": (0, 0), "spleen": (50, 78), "kidney_cortex": (40, 125), "kidney_medulla": (38, 90),
+    "pancreas": (45, 45), "pancreas_fat": (-20, 15), "stomach_wall": (42, 55), "stomach_content": (25, 0),
     "bowel_wall": (40, 45), "gas": (-900, 0),
 }
 
@@ -679,7 +679,7 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
                             rng.uniform(-40, -10), rng.uniform(45, 60), 0.08)
     stomach &= inner[..., None]
     st_wall = stomach & (rho_st > 0.85)
-    st_air = stomach & ~st_wall & (Y < ps(at(0, -42 - 0.45 * 32 * sts)[1] + rng.uniform(-6, 6))) & (rng.uniform() < 0.6)
+    st_air = stomach & ~st_wall & (Y < ps(at(0, -42 - 0.55 * 32 * sts)[1] + rng.uniform(-5, 5))) & (rng.uniform() < 0.4)
 
     # pancreas: a curved tube (quadratic Bezier centre line) of varying thickness
     p0 = at(-26 + rng.uniform(-6, 6), 20 + rng.uniform(-5, 5))
@@ -702,7 +702,7 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     pz = zprof(rng.uniform(-8, 8), rng.uniform(18, 28))
     pancreas = dist[..., None] < half[..., None] * ps(pz)
     pancreas &= pb(pz > 0.15)
-    pan_fat = _smooth_field(rng_noise, (size, size), size / 5) > 1.3
+    pan_fat = _smooth_field(rng_noise, (size, size), size / 5) > 1.6
 
     # bowel loops and colon, in free space of the interior
     bowel = np.zeros((size, size, d), bool)
