@@ -21,20 +21,22 @@ Domains
     shape-intensity prior is meant to survive (a new scanner vendor, a new camera, a new probe).
 ``shape_shift``
     Source appearance, but the anatomy distribution moves by ``severity`` times a fixed step (a
-    different patient population). SIKD's shape prior has nothing to offer here, and may hurt;
-    the book uses this domain as the honest control.
+    different patient population). A shape prior learnt on the source is not expected to help here
+    (it may even hurt); the book uses this domain as the honest control.
 
 ``severity`` is a float >= 0. 0 means no shift at all (the domain is then statistically the same as
 the source, only with other random cases); 1 is the default shift, clearly outside the source's own
 spread; about 2 is severe. Severity scales each shifted parameter linearly (in log units for scale
 parameters), and the random numbers that drive a case do not depend on it: ``target`` cases at
-severities 0, 1 and 2 share their anatomy and their noise, and differ only by the shift.
+severities 0, 1 and 2 share their anatomy and their noise, and differ only by the shift (likewise
+``shape_shift`` cases share their appearance). ``source`` ignores severity (it is only recorded).
 
 What each task models, and why
 ------------------------------
-``cardiac`` -- short-axis cine MRI (bSSFP), volumes (1, H, W, D), D = 6..12 slices, spacing about
-    (1.5, 1.5, 7-10) mm at 128 px. Base-to-apex stack: a left ventricle whose bright blood pool
-    narrows toward the apex (the last slices hold only the apical myocardial cap), a dark myocardial
+``cardiac`` -- short-axis cine MRI (bSSFP), volumes (1, H, W, D), D = 6..12 slices 7-10 mm apart,
+    field of view about 190-220 mm (so about 1.6 mm pixels at 128 px). A base-to-apex stack: a left
+    ventricle whose bright blood pool narrows toward the apex (the last slices hold only the apical
+    myocardial cap), a dark myocardial
     ring, a right-ventricular crescent that ends before the apex, papillary muscles inside the LV
     cavity (labelled LV, as in ACDC), epicardial fat, lungs, chest wall fat and muscle, spine,
     descending aorta and, in apical slices, the liver. Cases differ in size, cardiac phase (between
@@ -47,7 +49,8 @@ What each task models, and why
     *shape_shift*: a hypertrophic population -- thicker myocardium, smaller LV cavity, larger and
     rounder-shaped RV, more elliptical LV.
 ``abdomen`` -- contrast-enhanced abdominal CT at the portal-venous phase, volumes (1, H, W, D),
-    D = 6..12 slices of 3-5 mm, field of view about 330-400 mm (so about 2.9 mm pixels at 128 px).
+    D = 6..12 slices of 3-5 mm, field of view about 310-360 mm (so about 2.6 mm pixels at 128 px,
+    0.65 mm at 512 px).
     A slab around the level of the pancreas, where all eight organs can show: liver, gallbladder,
     stomach (with wall, contents and sometimes an air pocket), pancreas, spleen, both kidneys
     (cortex, medulla, hilum), aorta, plus IVC, vertebra, ribs, muscles, subcutaneous and visceral fat
@@ -99,6 +102,10 @@ What each task models, and why
 Every case then goes through :func:`sikd_utils.data.preprocess.normalize_percentile` (2nd-98th
 percentile clip, rescale to [0, 1], over the whole volume and all channels), exactly like real data,
 so a global gain or offset change is removed and only the shifts that matter remain.
+
+Spacing is physical: in-plane spacing = field of view / ``image_size`` (each case draws its own field
+of view), so HD95 in millimetres means the same thing at every image size. Colonoscopy frames have no
+physical scale; their spacing is (1, 1), i.e. pixels.
 
 Reproducibility: case ``i`` of a (task, domain, seed) is drawn from its own random streams, seeded
 from (seed, task, domain, i), so it does not depend on ``n_cases`` (the first 20 cases are the same
@@ -478,15 +485,17 @@ def _cardiac(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     fat_f, mus_f = rng.uniform(0.06, 0.13), rng.uniform(0.06, 0.1)
     body = rho_b < 1
     inner = rho_b < 1 - fat_f - mus_f
-    lungs = (
-        (_ellipse(X2, Y2, bx - 0.52 * ax, by - 0.02 * ay, 0.3 * ax, 0.58 * ay, rng.uniform(-0.3, 0.3), _harmonics(rng, 4), 0.1) < 1)
-        | (_ellipse(X2, Y2, bx + 0.56 * ax, by + 0.04 * ay, 0.27 * ax, 0.54 * ay, rng.uniform(-0.3, 0.3), _harmonics(rng, 4), 0.1) < 1)
-    ) & (rho_b < 1 - fat_f - mus_f - 0.05)
+    right_lung = _ellipse(X2, Y2, bx - 0.52 * ax, by - 0.02 * ay, 0.3 * ax, 0.58 * ay, rng.uniform(-0.3, 0.3),
+                          _harmonics(rng, 4), 0.1)
+    left_lung = _ellipse(X2, Y2, bx + 0.56 * ax, by + 0.04 * ay, 0.27 * ax, 0.54 * ay, rng.uniform(-0.3, 0.3),
+                         _harmonics(rng, 4), 0.1)
+    lungs = ((right_lung < 1) | (left_lung < 1)) & (rho_b < 1 - fat_f - mus_f - 0.05)
     vx, vy = bx + rng.uniform(-4, 4), by + 0.6 * ay
     vert = (X2 - vx) ** 2 + (Y2 - vy) ** 2 < 15.0**2
     vert_marrow = (X2 - vx) ** 2 + (Y2 - vy) ** 2 < 12.5**2
     canal = (X2 - vx) ** 2 + (Y2 - vy - 21) ** 2 < 6.0**2
-    paraspinal = ((_ellipse(X2, Y2, vx - 27, vy + 24, 19, 13) < 1) | (_ellipse(X2, Y2, vx + 27, vy + 24, 19, 13) < 1)) & body
+    paraspinal = (_ellipse(X2, Y2, vx - 27, vy + 24, 19, 13) < 1) | (_ellipse(X2, Y2, vx + 27, vy + 24, 19, 13) < 1)
+    paraspinal &= body
     ao_r = rng.uniform(10, 13)
     aorta = (X2 - vx - 24) ** 2 + (Y2 - vy + 24) ** 2 < ao_r**2
     sternum = _ellipse(X2, Y2, bx, by - ay * (1 - fat_f - mus_f) + 7, 9, 5) < 1
@@ -581,7 +590,7 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     z = ((np.arange(d) - (d - 1) / 2) * dz).astype(_F)  # mm, increasing toward the feet
     c = (np.arange(size, dtype=_F) - (size - 1) / 2) * _F(sp)
     Y2, X2 = c[:, None], c[None, :]
-    Y, X = c[:, None, None], c[None, :, None]
+    Y = c[:, None, None]
 
     def ps(v):
         return np.broadcast_to(np.asarray(v, dtype=_F), (d,)).reshape(1, 1, -1)
@@ -609,9 +618,6 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     mus_t = mus_mm * (0.75 + 0.5 * np.abs(np.sin(th_b)) * (th_b < 0) + 0.35 * np.abs(np.cos(th_b)))
     inner = rho_b < 1 - (fat_mm + mus_t) / ay
 
-    tissue = {}  # name -> boolean mask (3D); painted in insertion order
-    labels = {}  # label value -> mask
-
     def organ(fx, fy, a, b, ang, zc, hz, amp=0.06, drift=0.15, nh=4):
         s = zprof(zc, hz)
         cx, cy = at(fx, fy)
@@ -625,7 +631,8 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     canc = (X2 - vx) ** 2 + (Y2 - vy) ** 2 < 16.0**2
     canal = (X2 - vx) ** 2 + (Y2 - vy - 26) ** 2 < 8.0**2
     spinous = _ellipse(X2, Y2, vx, vy + 44, 5, 13, math.pi / 2) < 1
-    parasp = ((_ellipse(X2, Y2, vx - 36, vy + 30, 22, 18) < 1) | (_ellipse(X2, Y2, vx + 36, vy + 30, 22, 18) < 1)) & body
+    parasp = (_ellipse(X2, Y2, vx - 36, vy + 30, 22, 18) < 1) | (_ellipse(X2, Y2, vx + 36, vy + 30, 22, 18) < 1)
+    parasp &= body
     psoas_s = np.clip((z + rng.uniform(10, 40)) / 50, 0.25, 1.0)
     psoas = (
         (_blob(c, c, vx - 30, vy - 8, 12 * psoas_s, 10 * psoas_s) < 1)
@@ -653,9 +660,10 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
 
     # organs (x to image right = patient left; y down = posterior)
     ls = P["liver_scale"]
-    liver, rho_liv = organ(-55 + rng.uniform(-6, 6) + 10 * (ls - 1), -8 + rng.uniform(-6, 6), 72 * ls, 80 * ls,
-                           rng.uniform(-0.4, 0.0), rng.uniform(-75, -50), rng.uniform(105, 130), 0.07)
-    left_lobe, _ = organ(5 * ls, -55, 50 * ls, 26 * ls, rng.uniform(-0.3, 0.1), rng.uniform(-60, -35), rng.uniform(40, 60), 0.08)
+    liver, _ = organ(-55 + rng.uniform(-6, 6) + 10 * (ls - 1), -8 + rng.uniform(-6, 6), 72 * ls, 80 * ls,
+                     rng.uniform(-0.4, 0.0), rng.uniform(-75, -50), rng.uniform(105, 130), 0.07)
+    left_lobe, _ = organ(5 * ls, -55, 50 * ls, 26 * ls, rng.uniform(-0.3, 0.1), rng.uniform(-60, -35),
+                         rng.uniform(40, 60), 0.08)
     liver = (liver | left_lobe) & inner[..., None]
     gs = P["gallbladder_scale"]
     gall, _ = organ(-32 + rng.uniform(-8, 8), -32 + rng.uniform(-8, 8), 13 * gs, 21 * gs, rng.uniform(-0.8, 0.0),
@@ -671,15 +679,18 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         kidneys[lab_v] = (k_mask & ~hil, k_mask & (k_rho < 0.6) & ~hil)
     ss = P["spleen_scale"]
     spx, spy = 88 + 8 * (ss - 1), 18 + rng.uniform(-8, 8)
-    spleen, _ = organ(spx, spy, 26 * ss, 50 * ss, rng.uniform(-0.7, -0.3), rng.uniform(-55, -25), rng.uniform(45, 60) * ss**0.5, 0.06)
-    scx, scy = at(spx - 38 * ss, spy - 5)
+    spleen, _ = organ(spx, spy, 26 * ss, 50 * ss, rng.uniform(-0.7, -0.3), rng.uniform(-55, -25),
+                      rng.uniform(45, 60) * ss**0.5, 0.06)
+    scx, scy = at(spx - 38 * ss, spy - 5)  # the hilum side is concave
     spleen &= (~((X2 - scx) ** 2 + (Y2 - scy) ** 2 < (24 * ss) ** 2) & inner)[..., None]
     sts = P["stomach_scale"]
-    stomach, rho_st = organ(45 + rng.uniform(-8, 8), -42 + rng.uniform(-6, 6), 46 * sts, 32 * sts, rng.uniform(0.0, 0.6),
-                            rng.uniform(-40, -10), rng.uniform(45, 60), 0.08)
+    stomach, rho_st = organ(45 + rng.uniform(-8, 8), -42 + rng.uniform(-6, 6), 46 * sts, 32 * sts,
+                            rng.uniform(0.0, 0.6), rng.uniform(-40, -10), rng.uniform(45, 60), 0.08)
     stomach &= inner[..., None]
     st_wall = stomach & (rho_st > 0.85)
-    st_air = stomach & ~st_wall & (Y < ps(at(0, -42 - 0.55 * 32 * sts)[1] + rng.uniform(-5, 5))) & (rng.uniform() < 0.4)
+    # sometimes an air pocket with a fluid level, anterior (the patient lies supine)
+    level = at(0, -42 - 0.55 * 32 * sts)[1] + rng.uniform(-5, 5)
+    st_air = stomach & ~st_wall & (Y < level) & (rng.uniform() < 0.4)
 
     # pancreas: a curved tube (quadratic Bezier centre line) of varying thickness
     p0 = at(-26 + rng.uniform(-6, 6), 20 + rng.uniform(-5, 5))
@@ -704,14 +715,14 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     pancreas &= pb(pz > 0.15)
     pan_fat = _smooth_field(rng_noise, (size, size), size / 5) > 1.6
 
-    # bowel loops and colon, in free space of the interior
+    # bowel loops in the interior (organs are painted over them)
     bowel = np.zeros((size, size, d), bool)
     bowel_air = np.zeros((size, size, d), bool)
     for _ in range(14):
         fx, fy = rng.uniform(-80, 80), rng.uniform(-75, 25)
         r = rng.uniform(9, 20)
-        m, rho_bw = organ(fx, fy, r, r * rng.uniform(0.7, 1.3), rng.uniform(0, math.pi), rng.uniform(-20, 40),
-                          rng.uniform(25, 60), 0.1, drift=0.4, nh=3)
+        m, rho_bw = organ(fx, fy, r, r * rng.uniform(0.7, 1.3), rng.uniform(0, math.pi),
+                          rng.uniform(-20, 40), rng.uniform(25, 60), 0.1, drift=0.4, nh=3)
         bowel |= m
         if rng.uniform() < 0.2:
             bowel_air |= m & (rho_bw < 0.7)
@@ -829,7 +840,8 @@ def _fundus(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     # peripapillary atrophy: pale crescent just outside the disc, on the macular side
     if rng.uniform() < 0.4:
         theta = np.arctan2(yy - dcy, xx - dcx)
-        ppa = (rho_d >= 1) & (rho_d < 1 + rng.uniform(0.15, 0.3)) & (np.cos(theta - (math.pi if side > 0 else 0)) > 0.35)
+        macular_side = np.cos(theta - (math.pi if side > 0 else 0.0)) > 0.35
+        ppa = (rho_d >= 1) & (rho_d < 1 + rng.uniform(0.15, 0.3)) & macular_side
         ppa_s = ndimage.gaussian_filter(ppa.astype(_F), 0.8 * S / 128)
         img = img * (1 - 0.5 * ppa_s)[None] + (0.5 * ppa_s)[None] * np.array([0.85, 0.55, 0.38], _F)[:, None, None]
     px_d = dh * S  # disc radius in pixels
