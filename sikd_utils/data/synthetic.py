@@ -36,11 +36,10 @@ What each task models, and why
 ``cardiac`` -- short-axis cine MRI (bSSFP), volumes (1, H, W, D), D = 6..12 slices 7-10 mm apart,
     field of view about 190-220 mm (so about 1.6 mm pixels at 128 px). A base-to-apex stack: a left
     ventricle whose bright blood pool narrows toward the apex (the last slices hold only the apical
-    myocardial cap), a dark myocardial
-    ring, a right-ventricular crescent that ends before the apex, papillary muscles inside the LV
-    cavity (labelled LV, as in ACDC), epicardial fat, lungs, chest wall fat and muscle, spine,
-    descending aorta and, in apical slices, the liver. Cases differ in size, cardiac phase (between
-    end-diastole and end-systole), position, orientation and slice count.
+    myocardial cap), a dark myocardial ring, a right-ventricular crescent that ends before the apex,
+    papillary muscles inside the LV cavity (labelled LV, as in ACDC), epicardial fat, lungs, chest
+    wall fat and muscle, spine, descending aorta and, in apical slices, the liver. Cases differ in
+    size, cardiac phase (between end-diastole and end-systole), position, orientation and slice count.
     *target*: another vendor/site. MRI intensities have no absolute scale and depend on sequence
     settings, so the tissue contrast curve changes (a power law on tissue signal: the dark tissues --
     myocardium, muscle, lung -- are pressed together while blood and fat stay bright); the
