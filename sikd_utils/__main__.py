@@ -28,16 +28,17 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--distill-weight", type=float, default=d.distill_weight, help="λ (paper: 2.0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
-    parser.add_argument("--n-train", type=int, default=d.n_train)
-    parser.add_argument("--n-val", type=int, default=d.n_val)
-    parser.add_argument("--n-test", type=int, default=d.n_test)
-    parser.add_argument("--n-target", type=int, default=d.n_target)
+    parser.add_argument("--n-train", type=int, default=None)
+    parser.add_argument("--n-val", type=int, default=None)
+    parser.add_argument("--n-test", type=int, default=None)
+    parser.add_argument("--n-target", type=int, default=None)
     parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities))
     parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false")
     parser.add_argument("--data-seed", type=int, default=d.data_seed)
     parser.add_argument("--device", default=d.device)
     parser.add_argument("--out-dir", default=d.out_dir)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")
 
 
 def _configs(args) -> list:
@@ -72,15 +73,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .experiment import domain_gap, run_task
 
+    tables = []
     for config in _configs(args):
         print(f"\n=== {config.task} ===", flush=True)
         if args.command == "run":
             result = run_task(config)
-            print(result.comparison.round(4).to_string(index=False))
+            table = result.comparison
             if config.out_dir:
-                print(f"results written under {config.out_dir}/{config.task}/")
+                print(f"models and results under {config.out_dir}/{config.task}/<settings hash>/")
         else:
-            print(domain_gap(config).round(4).to_string(index=False))
+            table = domain_gap(config)
+        print(table.round(4).to_string(index=False), flush=True)
+        tables.append(table.assign(task=config.task))
+    if args.summary_csv:
+        pd.concat(tables, ignore_index=True).to_csv(args.summary_csv, index=False)
+        print(f"summary written to {args.summary_csv}")
     return 0
 
 

@@ -27,6 +27,10 @@ __all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits",
            "compare_methods", "method_summary", "severity_table", "train_roles", "METHODS"]
 
 METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
+# default synthetic case counts (train, validation, source test, target test): a volume holds 6-12
+# slices, so 2D tasks get proportionally more images for a similar number of training slices
+VOLUME_COUNTS = (24, 6, 12, 12)
+IMAGE_COUNTS = (96, 16, 32, 32)
 
 
 @dataclass
@@ -42,11 +46,11 @@ class ExperimentConfig:
     lr: float = 1e-3
     distill_weight: float = 2.0
     seeds: tuple[int, ...] = (0, 1, 2)
-    # synthetic data (ignored when splits are given)
-    n_train: int = 24
-    n_val: int = 6
-    n_test: int = 12
-    n_target: int = 12
+    # synthetic data (ignored when splits are given); None = the task's default below
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    n_target: int | None = None
     severities: tuple[float, ...] = (1.0,)
     shape_shift: bool = True
     data_seed: int = 0
@@ -56,7 +60,11 @@ class ExperimentConfig:
     progress: bool = True
 
     def __post_init__(self):
-        get_task(self.task)
+        spec = get_task(self.task)
+        defaults = VOLUME_COUNTS if spec.spatial_dims == 3 else IMAGE_COUNTS
+        for name, value in zip(("n_train", "n_val", "n_test", "n_target"), defaults):
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         self.seeds = tuple(int(s) for s in self.seeds)
         self.severities = tuple(float(s) for s in self.severities)
         if not self.seeds:
