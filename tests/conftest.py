@@ -1,7 +1,14 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # workers run side by side on a small machine: one thread each avoids oversubscription, which
+    # slows OpenMP-parallel torch ops down by an order of magnitude
+    torch.set_num_threads(1)
 
 
 class ToySlices(Dataset):
