@@ -18,7 +18,7 @@ from .data.tasks import TaskSpec, get_task
 __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
-    "case_browser", "class_toggle", "figure_png",
+    "case_browser", "class_toggle", "figure_png", "glue",
 ]
 
 
@@ -327,3 +327,16 @@ def class_toggle(case: Case, task: str | TaskSpec):
         box.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox(boxes), picture])
+
+
+def glue(name: str, value, display: bool = True):
+    """``myst_nb.glue`` when the book is being built; otherwise just display ``value`` (e.g. on Colab)."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return
+    myst_glue(name, value, display=display)
