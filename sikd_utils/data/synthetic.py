@@ -957,8 +957,8 @@ def _polyp(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         rr = P["polyp_radius"] * (1.0 if k == 0 else rng.uniform(0.45, 0.75))
         p_ang = rng.uniform(0, math.pi)
         harm = _harmonics(rng, 4, decay=0.7)
-        boost = rng.uniform(1.1, 1.4)
-        tint = np.array([1.0, rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.15)], _F)
+        boost = rng.uniform(1.05, 1.3)
+        tint = np.array([1.0, rng.uniform(0.93, 1.08), rng.uniform(0.93, 1.1)], _F)
         polyps.append((pcx, pcy, rr, p_ang, harm, boost, tint))
     for pcx, pcy, rr, p_ang, harm, boost, tint in polyps[:n_pol]:
         rho = _ellipse(xx, yy, pcx, pcy, rr, rr * P["polyp_aspect"], p_ang, harm, P["lobulation"] * 2)
@@ -971,8 +971,8 @@ def _polyp(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         pit = _smooth_field(rng_noise, (S, S), S / 3)
         pcol = mucosa * tint * np.array([1.02, 1.05, 1.05], _F)
         s = _soft((1 - rho) * rr * S / 0.6)
-        polyp_img = pcol[:, None, None] * (p_illum * (0.6 + 0.4 * nz**1.5) * (1 + 0.07 * pit))[None]
-        shadow = 1 - 0.25 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
+        polyp_img = pcol[:, None, None] * (p_illum * (0.7 + 0.3 * nz**1.5) * (1 + 0.07 * pit))[None]
+        shadow = 1 - 0.15 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
         img = img * (shadow * (1 - s))[None] + polyp_img * s[None]
         lab[mask] = 1
         spec_zone = np.maximum(spec_zone, (nz > 0.85) * mask * 1.0)
