@@ -912,8 +912,8 @@ _POLYP_APPEARANCE = {
     "gamma": _Param(1.0, 0.08, -0.35, log=True),
     "light_falloff": _Param(1.0, 0.08, 0.3, log=True),  # >1: light reaches less far
     "vignetting": _Param(0.2, 0.07, 0.3, lo=0.0, hi=0.9),
-    "blur_px": _Param(0.5, 0.2, 1.0, log=True),
-    "noise": _Param(0.01, 0.25, 0.8, log=True),
+    "blur_px": _Param(0.5, 0.2, 1.15, log=True),
+    "noise": _Param(0.01, 0.25, 0.9, log=True),
 }
 
 
@@ -957,8 +957,8 @@ def _polyp(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         rr = P["polyp_radius"] * (1.0 if k == 0 else rng.uniform(0.45, 0.75))
         p_ang = rng.uniform(0, math.pi)
         harm = _harmonics(rng, 4, decay=0.7)
-        boost = rng.uniform(1.1, 1.4)
-        tint = np.array([1.0, rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.15)], _F)
+        boost = rng.uniform(1.05, 1.3)
+        tint = np.array([1.0, rng.uniform(0.93, 1.08), rng.uniform(0.93, 1.1)], _F)
         polyps.append((pcx, pcy, rr, p_ang, harm, boost, tint))
     for pcx, pcy, rr, p_ang, harm, boost, tint in polyps[:n_pol]:
         rho = _ellipse(xx, yy, pcx, pcy, rr, rr * P["polyp_aspect"], p_ang, harm, P["lobulation"] * 2)
@@ -971,8 +971,8 @@ def _polyp(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         pit = _smooth_field(rng_noise, (S, S), S / 3)
         pcol = mucosa * tint * np.array([1.02, 1.05, 1.05], _F)
         s = _soft((1 - rho) * rr * S / 0.6)
-        polyp_img = pcol[:, None, None] * (p_illum * (0.6 + 0.4 * nz**1.5) * (1 + 0.07 * pit))[None]
-        shadow = 1 - 0.25 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
+        polyp_img = pcol[:, None, None] * (p_illum * (0.7 + 0.3 * nz**1.5) * (1 + 0.07 * pit))[None]
+        shadow = 1 - 0.15 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
         img = img * (shadow * (1 - s))[None] + polyp_img * s[None]
         lab[mask] = 1
         spec_zone = np.maximum(spec_zone, (nz > 0.85) * mask * 1.0)
@@ -1040,9 +1040,9 @@ def _breast_us(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     striae = 1 + 0.8 * np.sin(2 * math.pi * (zz * 128 / 3.0 + 0.6 * _smooth_field(rng, (S, S), 3)))
     echo = np.where(zz < mus_b, 0.12 * np.clip(striae, 0.2, None), echo)
     echo = np.where(zz < retro_b, 0.07, echo)
-    lobules = _soft((_smooth_field(rng, (S, S), (11, 18)) - 0.6) * 8)  # fat lobules in the gland
+    lobules = _soft((_smooth_field(rng, (S, S), (11, 18)) - 0.5) * 8)  # fat lobules in the gland
     gland = 0.7 * np.exp(0.35 * _smooth_field(rng, (S, S), 16))
-    echo = np.where(zz < gland_b, gland * (1 - lobules) + 0.08 * lobules, echo)
+    echo = np.where(zz < gland_b, gland * (1 - lobules) + 0.05 * lobules, echo)
     lig = np.exp(-((_smooth_field(rng, (S, S), (9, 18)) / 0.1) ** 2))  # Cooper's ligaments
     echo = np.where(zz < fat_b, 0.06 + 0.5 * lig, echo)
     echo = np.where(zz < skin_b, 0.6, echo).astype(_F)
@@ -1074,8 +1074,12 @@ def _breast_us(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         spic = sum(a * np.cos(k * th_l + p) for k, a, p in zip(*h_spic))
         rho = rho / np.maximum(1 + (0.035 + 0.7 * P["irregularity"]) * spic, 0.3)
     lesion = rho < 1
-    inside = rng.uniform(0.004, 0.015) * np.exp(0.6 * _smooth_field(rng, (S, S), 13))
-    echo = np.where(lesion, inside, echo)
+    # from nearly anechoic to mildly hypoechoic, with internal echoes
+    inside = math.exp(rng.uniform(math.log(0.004), math.log(0.05))) * np.exp(0.6 * _smooth_field(rng, (S, S), 13))
+    # margins: sharp-ish for malignant (their irregularity is in the outline), blurred for benign
+    edge_px = (0.6 if malignant else rng.uniform(0.8, 2.5)) * S / 128
+    m = _soft((1 - rho) * w * S / edge_px)
+    echo = echo * (1 - m) + inside * m
     if malignant:
         echo += 0.35 * ((rho >= 1) & (rho < 1.15))  # echogenic halo
     col = np.maximum.accumulate(lesion, axis=0) & ~lesion
