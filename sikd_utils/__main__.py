@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             result = run_task(config)
             table = result.comparison
+            print(result.training.groupby("role", sort=False)["best_val_dice"].agg(["mean", "min", "max"])
+                  .round(3).rename(columns=lambda c: f"val Dice {c}").to_string(), flush=True)
             if config.out_dir:
                 print(f"models and results under {config.out_dir}/{config.task}/<settings hash>/")
         else:

@@ -125,6 +125,7 @@ class ExperimentResult:
     per_case: "pd.DataFrame"  # seed, method, test_set, case, class, dice, hd95_mm, hd95_vox, empty  # noqa: F821
     seed_scores: "pd.DataFrame"  # one row per (seed, method, test_set): mean Dice and HD95  # noqa: F821
     comparison: "pd.DataFrame"  # one row per test_set: baseline, SIKD, paired difference with 95 % CI  # noqa: F821
+    training: "pd.DataFrame | None" = None  # one row per (seed, role): best epoch and validation Dice  # noqa: F821
     histories: dict = field(default_factory=dict)  # (seed, role) -> list of epoch records
     provenance: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # (seed, role) -> trained UNet (last seed's kept in memory)
@@ -136,6 +137,8 @@ class ExperimentResult:
         self.per_case.to_csv(folder / "per_case.csv", index=False)
         self.seed_scores.to_csv(folder / "seed_scores.csv", index=False)
         self.comparison.to_csv(folder / "comparison.csv", index=False)
+        if self.training is not None:
+            self.training.to_csv(folder / "training.csv", index=False)
         payload = {
             "config": dataclasses.asdict(self.config),
             "provenance": self.provenance,
@@ -258,10 +261,13 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     splits = splits or synthetic_splits(config)
     run_root = config.run_root(splits.tag)
 
-    frames, histories, models = [], {}, {}
+    frames, histories, models, training = [], {}, {}, []
     for seed in config.seeds:
         results = train_roles(config, splits, roles, seed)
         trained = {role: r.model for role, r in results.items()}
+        training += [{"seed": seed, "role": role, "best_epoch": r.best_epoch, "best_val_dice": r.best_val_dice,
+                      "validated_on": "mean images" if role == "teacher" else "raw images"}
+                     for role, r in results.items()]
         histories.update({(seed, role): r.history for role, r in results.items()})
         models = {(seed, role): m for role, m in trained.items()}
         for method, role in (("baseline", "baseline"), ("sikd", "student")):
@@ -279,7 +285,8 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     class_means = per_case.groupby(lead + ["class"], sort=False)[["dice", "hd95_mm"]].mean()
     seed_scores = class_means.groupby(level=[0, 1, 2], sort=False).mean().reset_index()
     comparison = compare_methods(seed_scores) if len(methods) == 2 else method_summary(seed_scores)
-    result = ExperimentResult(config, per_case, seed_scores, comparison, histories, _provenance(config), models)
+    result = ExperimentResult(config, per_case, seed_scores, comparison, pd.DataFrame(training), histories,
+                              _provenance(config), models)
     if run_root is not None:
         result.save(run_root / "results")
     return result
