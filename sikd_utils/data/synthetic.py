@@ -669,7 +669,10 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
                     rng.uniform(-10, 25), rng.uniform(20, 32) * gs**0.5, 0.05)
     ks = P["kidney_scale"]
     kidneys = {}
-    for lab_v, side, zc in ((5, -1, rng.uniform(20, 42)), (4, 1, rng.uniform(12, 32))):
+    organ_label = {name: k for k, name in enumerate(get_task("abdomen").class_names)}  # labels by organ name
+    # side -1 is image left = the patient's right (radiological convention)
+    for lab_v, side, zc in ((organ_label["right kidney"], -1, rng.uniform(20, 42)),
+                            (organ_label["left kidney"], 1, rng.uniform(12, 32))):
         kx, ky = 60 * side + rng.uniform(-6, 6), 46 + rng.uniform(-6, 6)
         ang = side * rng.uniform(0.35, 0.75)
         k_mask, k_rho = organ(kx, ky, 26 * ks, 31 * ks, ang + math.pi / 2, zc, rng.uniform(45, 58) * ks, 0.05)
@@ -751,19 +754,19 @@ def _abdomen(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     paint(ribs[..., None] & rib_slices, "cortical")
     paint(rib_marrow[..., None] & rib_slices, "cancellous")
     paint(ivc, "ivc")
-    paint(liver, "liver", 6)
+    paint(liver, "liver", organ_label["liver"])
     paint(liver & (np.abs(_smooth_field(rng_noise, (size, size), size / 9)) < 0.12)[..., None], "liver_vessel")
-    paint(gall, "gallbladder", 2)
-    paint(spleen, "spleen", 3)
+    paint(gall, "gallbladder", organ_label["gallbladder"])
+    paint(spleen, "spleen", organ_label["spleen"])
     for lab_v, (k_mask, k_med) in kidneys.items():
         paint(k_mask, "kidney_cortex", lab_v)
         paint(k_med, "kidney_medulla")
-    paint(stomach, "stomach_content", 8)
+    paint(stomach, "stomach_content", organ_label["stomach"])
     paint(st_wall, "stomach_wall")
     paint(st_air, "gas")
-    paint(pancreas, "pancreas", 7)
+    paint(pancreas, "pancreas", organ_label["pancreas"])
     paint(pancreas & pan_fat[..., None], "pancreas_fat")
-    paint(aorta, "aorta", 1)
+    paint(aorta, "aorta", organ_label["aorta"])
     table = np.array([_HU[n] for n in names], _F)
     base, enh = table[tissue, 0], table[tissue, 1]
 

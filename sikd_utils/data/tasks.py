@@ -40,9 +40,10 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             "abdomen", "Multi-organ abdominal CT", "CT",
-            ("background", "aorta", "gallbladder", "spleen", "left kidney", "right kidney", "liver",
-             "pancreas", "stomach"),
-            ("#000000", "#e41a1c", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a65628", "#f781bf", "#377eb8"),
+            # the order of TransUNet's Synapse tables (organs matched by name when loading real data)
+            ("background", "aorta", "gallbladder", "left kidney", "right kidney", "liver", "pancreas",
+             "spleen", "stomach"),
+            ("#000000", "#e41a1c", "#4daf4a", "#ff7f00", "#ffff33", "#a65628", "#f781bf", "#984ea3", "#377eb8"),
             in_channels=1, spatial_dims=3, real_source="synapse", real_targets=(),
         ),
         TaskSpec(
