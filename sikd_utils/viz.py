@@ -18,7 +18,8 @@ from .data.tasks import TaskSpec, get_task
 __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
-    "case_browser", "class_toggle", "figure_png", "glue",
+    "case_browser", "class_toggle", "figure_png", "glue", "last_decoder_features", "busiest_slice",
+    "show_worst_cases",
 ]
 
 
@@ -340,3 +341,57 @@ def glue(name: str, value, display: bool = True):
             show(value)
         return
     myst_glue(name, value, display=display)
+
+
+def last_decoder_features(networks: Mapping[str, tuple], images, labels, task: str | TaskSpec) -> dict:
+    """Last-decoder feature maps of several networks on the same batch, as numpy (C,H,W) lists.
+
+    ``networks`` maps a row name to ``(model, sees_mean_image)``: a teacher gets the class-wise mean
+    image of ``images`` (built from ``labels``), the others the raw images. Runs on the CPU, eval mode.
+    """
+    import torch
+
+    from .averaging import class_wise_mean
+
+    spec = get_task(task)
+    images, labels = torch.as_tensor(images).float(), torch.as_tensor(labels).long()
+    out = {}
+    with torch.no_grad():
+        for name, (model, sees_mean) in networks.items():
+            model = model.cpu().eval()
+            x = class_wise_mean(images, labels, spec.num_classes) if sees_mean else images
+            out[name] = [f.numpy() for f in model(x)[1]]
+    return out
+
+
+def busiest_slice(case: Case) -> int | None:
+    """Index of the slice with the most foreground (None for 2D cases)."""
+    if case.spatial_dims == 2:
+        return None
+    return int(np.argmax((case.label > 0).reshape(-1, case.label.shape[-1]).sum(0)))
+
+
+def show_worst_cases(cases: Sequence[Case], predictions: Mapping[str, Mapping[str, np.ndarray]], scores,
+                     task: str | TaskSpec, sort_by: str, n: int = 3):
+    """The ``n`` cases with the lowest ``scores[sort_by]``: image, truth and each method's prediction.
+
+    ``predictions`` maps method → case_id → label map; ``scores`` is a DataFrame indexed by case_id with
+    one column per method. Each row shows the case's busiest slice.
+    """
+    spec = get_task(task)
+    by_id = {c.case_id: c for c in cases}
+    worst = scores.sort_values(sort_by).head(n)
+    methods = list(predictions)
+    fig, axes = _axes_grid(len(worst), 2 + len(methods))
+    for i, (case_id, row) in enumerate(worst.iterrows()):
+        case = by_id[case_id]
+        index = busiest_slice(case)
+        image, label = middle_slice(case, index)
+        pick = (lambda a: a[..., index]) if index is not None else (lambda a: a)
+        panels = [(display_image(image), case_id), (label_overlay(image, label, spec), "truth")]
+        panels += [(label_overlay(image, pick(predictions[m][case_id]), spec), f"{m} {row[m]:.2f}") for m in methods]
+        for ax, (picture, title) in zip(axes[i], panels):
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

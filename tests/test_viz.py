@@ -1,0 +1,117 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sikd_utils import viz  # noqa: E402
+from sikd_utils.data import Case  # noqa: E402
+from sikd_utils.models import UNet  # noqa: E402
+
+
+def _case(three_d=True, case_id="c0"):
+    label = np.zeros((16, 16, 4) if three_d else (16, 16), np.int64)
+    label[4:10, 4:10] = 1
+    label[6:8, 6:8] = 3
+    if three_d:
+        label[..., 0] = 0
+        label[2:14, 2:14, 2] = 2
+    image = (0.1 + 0.2 * label)[None].astype(np.float32)
+    spacing = (1.0, 1.0, 5.0) if three_d else (1.0, 1.0)
+    return Case(image, label, spacing, case_id)
+
+
+def test_label_overlay_tints_only_foreground_with_task_colours():
+    image = np.zeros((1, 4, 4), np.float32)
+    label = np.zeros((4, 4), np.int64)
+    label[0, 0] = 1  # cardiac class 1 = RV, red
+    rgb = viz.label_overlay(image, label, "cardiac", alpha=1.0)
+    assert rgb.shape == (4, 4, 3)
+    assert np.allclose(rgb[0, 0], [0xE4 / 255, 0x1A / 255, 0x1C / 255])
+    assert np.all(rgb[1:, 1:] == 0)
+
+
+def test_middle_and_busiest_slice():
+    case = _case()
+    assert viz.busiest_slice(case) == 2
+    image, label = viz.middle_slice(case, 2)
+    assert image.shape == (1, 16, 16) and label.max() == 2
+    assert viz.busiest_slice(_case(three_d=False)) is None
+
+
+def test_feature_pca_shares_one_projection():
+    rng = np.random.default_rng(0)
+    a = rng.random((6, 8, 8))
+    pictures = viz.feature_pca_rgb([a, a.copy()])
+    assert pictures[0].shape == (8, 8, 3)
+    assert np.allclose(pictures[0], pictures[1])  # same input, same colours
+    assert pictures[0].min() >= 0 and pictures[0].max() <= 1
+
+
+def test_last_decoder_features_feeds_the_teacher_mean_images():
+    torch.manual_seed(0)
+    teacher = UNet(1, 4, 4, skip_connections=False)
+    images = torch.rand(2, 1, 16, 16)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 4:12, 4:12] = 1
+    feats = viz.last_decoder_features({"t": (teacher, True), "raw": (teacher, False)}, images, labels, "cardiac")
+    assert len(feats["t"]) == 2 and feats["t"][0].shape == (4, 16, 16)
+    from sikd_utils.averaging import class_wise_mean
+
+    with torch.no_grad():
+        expected = teacher.eval()(class_wise_mean(images, labels, 4))[1]
+        raw = teacher(images)[1]
+    assert np.allclose(feats["t"][1], expected[1].numpy())
+    assert np.allclose(feats["raw"][1], raw[1].numpy())
+
+
+def test_figures_and_widgets_build():
+    case = _case()
+    for fig in (viz.show_cases([case, _case(case_id="c1")], "cardiac"),
+                viz.show_domains({"source": [case], "target": [case]}, "cardiac", n=1),
+                viz.show_mean_image(case, "cardiac"),
+                viz.plot_histories({"a": [{"epoch": 1, "loss": 1.0, "ce": 1.0, "mse": 0.0, "val_dice": 0.5}]})):
+        assert fig.axes
+    browser = viz.case_browser({"source": [case], "target": [case]}, "cardiac")
+    picture = browser.children[-1]
+    assert picture.value[:4] == b"\x89PNG"
+    toggle = viz.class_toggle(case, "cardiac")
+    before = bytes(toggle.children[-1].value)
+    toggle.children[0].children[1].value = False  # untick RV: the picture is redrawn
+    assert bytes(toggle.children[-1].value) != before
+
+
+def test_show_worst_cases_orders_by_score():
+    cases = [_case(case_id=f"c{i}") for i in range(3)]
+    preds = {"A": {c.case_id: c.label for c in cases}}
+    scores = pd.DataFrame({"A": [0.9, 0.1, 0.5]}, index=["c0", "c1", "c2"])
+    fig = viz.show_worst_cases(cases, preds, scores, "cardiac", sort_by="A", n=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "c1" and "c2" in titles
+
+
+def test_dumbbell_and_severity_curves():
+    table = pd.DataFrame({"label": ["x", "y"], "baseline": [0.5, 0.6], "sikd": [0.6, 0.5],
+                          "baseline_ci": [0.01, np.nan], "sikd_ci": [0.02, 0.01]})
+    assert viz.dumbbell(table).axes
+    curves = pd.DataFrame({"task": ["t"] * 2, "severity": [0.0, 1.0], "baseline": [0.9, 0.7], "sikd": [0.9, 0.8],
+                           "baseline_ci": [0.01, 0.02], "sikd_ci": [0.01, 0.02]})
+    assert viz.severity_curves(curves).axes
+
+
+def test_glue_falls_back_to_display(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_myst(name, *args, **kwargs):
+        if name == "myst_nb":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst)
+    viz.glue("key", "shown value")
+    assert "shown value" in capsys.readouterr().out
