@@ -78,9 +78,11 @@ def test_figures_and_widgets_build():
     browser = viz.case_browser({"source": [case], "target": [case]}, "cardiac")
     picture = browser.children[-1]
     assert picture.value[:4] == b"\x89PNG"
-    toggle = viz.class_toggle(case, "cardiac")
+    noisy = Case(case.image + 0.05 * np.random.default_rng(0).random(case.image.shape, dtype=np.float32),
+                 case.label, case.spacing, "noisy")
+    toggle = viz.class_toggle(noisy, "cardiac")
     before = bytes(toggle.children[-1].value)
-    toggle.children[0].children[1].value = False  # untick RV: the picture is redrawn
+    toggle.children[0].children[2].value = False  # untick MYO (the class on that slice): redrawn, raw there
     assert bytes(toggle.children[-1].value) != before
 
 
