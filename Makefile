@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: test book browser-test ci clean venv
+.PHONY: test book browser-test slow-test ci clean venv
 
 venv: $(STAMP)
 
@@ -34,7 +34,11 @@ browser-test: book
 	bash .ci/install-chromium
 	$(BIN)/python -m pytest -m browser tests
 
-ci: test book browser-test
+# Longer evidence checks (e.g. the synthetic domain gap is real), run by .ci/run.
+slow-test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m slow tests
+
+ci: test book browser-test slow-test
 
 clean:
 	rm -rf _build
