@@ -17,8 +17,9 @@ def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int) 
     """Replace each pixel of class k by the mean of its sample's class-k pixels, per channel.
 
     Args:
-        image: float tensor (B, C, *spatial), e.g. (B, C, H, W); any number of channels.
-        label: integer tensor (B, *spatial) or (B, 1, *spatial) with values in [0, num_classes).
+        image: float tensor ``(B, C, *spatial)``, e.g. ``(B, C, H, W)``; any number of channels.
+        label: integer tensor ``(B, *spatial)`` or ``(B, 1, *spatial)`` with values in
+            ``[0, num_classes)``.
         num_classes: number of label classes, background included.
 
     Returns:

@@ -30,8 +30,8 @@ __all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits",
 METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
 # default synthetic case counts (train, validation, source test, target test): a volume holds 6-12
 # slices, so 2D tasks get proportionally more images for a similar number of training slices
-VOLUME_COUNTS = (8, 3, 8, 8)
-IMAGE_COUNTS = (40, 8, 16, 16)
+VOLUME_COUNTS = (6, 3, 6, 6)
+IMAGE_COUNTS = (32, 8, 12, 12)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sikd_utils.experiment import ExperimentConfig, run_task
 @pytest.mark.parametrize("task", list(TASKS))
 def test_baseline_loses_dice_under_the_target_shift(task, tmp_path):
     three_d = TASKS[task].spatial_dims == 3
-    # twice the epochs and 50 % more data than notebook 06's CPU defaults, so the source is learned
+    # twice the epochs and twice the data of notebook 06's CPU defaults, so the source is learned
     config = ExperimentConfig(task=task, seeds=(0,), epochs=40, n_train=12 if three_d else 64,
                               n_test=6 if three_d else 12, n_target=6 if three_d else 12,
                               severities=(2.0, 3.0), shape_shift=False, device="cpu", out_dir=str(tmp_path),

@@ -98,7 +98,7 @@ What each task models, and why
     electronic noise and a stronger speckle-reduction (smoothing) filter.
     *shape_shift*: larger, more irregular, taller-than-wide lesions and more malignant-like ones.
 
-Every case then goes through :func:`sikd_utils.data.preprocess.normalize_percentile` (2nd-98th
+Every case then goes through ``sikd_utils.data.preprocess.normalize_percentile`` (2nd-98th
 percentile clip, rescale to [0, 1], over the whole volume and all channels), exactly like real data,
 so a global gain or offset change is removed and only the shifts that matter remain.
 
@@ -1179,18 +1179,18 @@ def make_cases(
 ) -> list[Case]:
     """Generate ``n_cases`` synthetic cases of ``task`` in ``domain`` (see the module docstring).
 
-    Parameters
-    ----------
-    task : one of ``sikd_utils.data.TASKS`` (cardiac, abdomen, fundus, polyp, breast_us).
-    domain : ``"source"``, ``"target"`` (appearance shift) or ``"shape_shift"`` (anatomy shift).
-    n_cases : number of cases; case ``i`` does not depend on ``n_cases``.
-    image_size : in-plane size H = W in pixels (>= 32). 3D tasks get D = 6..12 slices.
-    seed : non-negative integer; together with task, domain and case index it seeds every draw.
-    severity : shift strength >= 0 for ``target`` and ``shape_shift`` (0 none, 1 default, 2 severe);
-        ignored by ``source``.
+    Args:
+        task: one of ``sikd_utils.data.TASKS`` (cardiac, abdomen, fundus, polyp, breast_us).
+        domain: ``"source"``, ``"target"`` (appearance shift) or ``"shape_shift"`` (anatomy shift).
+        n_cases: number of cases; case ``i`` does not depend on ``n_cases``.
+        image_size: in-plane size H = W in pixels (at least 32); 3D tasks get D = 6..12 slices.
+        seed: non-negative integer; with task, domain and case index it seeds every draw.
+        severity: shift strength (at least 0) for ``target`` and ``shape_shift``: 0 none, 1 default,
+            2 severe; ignored by ``source``.
 
-    Returns a list of :class:`Case` with images normalised to [0, 1] by ``normalize_percentile``,
-    ``domain`` set, ``dataset = "synthetic-<task>"`` and ``case_id = "<task>-<domain>-<i:03d>"``.
+    Returns:
+        A list of ``Case`` objects with images normalised to [0, 1] by ``normalize_percentile``,
+        ``domain`` set, ``dataset = "synthetic-<task>"`` and ``case_id = "<task>-<domain>-<i:03d>"``.
     """
     spec = get_task(task)
     _check_domain(spec, domain)
