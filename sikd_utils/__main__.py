@@ -4,6 +4,8 @@
     python -m sikd_utils run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
     python -m sikd_utils gap --task all            # how much a plain U-Net loses under each shift
     python -m sikd_utils fetch kvasir data/kvasir  # download where public, else print instructions
+    # real data: the task's real source dataset, and target datasets to test on
+    python -m sikd_utils run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=d.out_dir)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")
+    parser.add_argument("--source-root", default=None,
+                        help="real data: folder of the task's real source dataset (e.g. ACDC for cardiac)")
+    parser.add_argument("--target", action="append", default=[], metavar="DATASET=FOLDER",
+                        help="real data: a target dataset to test on, e.g. mnms=/data/MnM (repeatable)")
 
 
 def _configs(args) -> list:
@@ -71,20 +77,28 @@ def main(argv: list[str] | None = None) -> int:
 
         fetch_dataset(args.dataset, args.root)
         return 0
-    from .experiment import domain_gap, run_task
+    from .experiment import domain_gap, real_splits, run_task
 
+    splits = None
+    if args.source_root:
+        if args.task == "all":
+            parser.error("--source-root needs a single --task (each task has its own real dataset)")
+        targets = dict(item.split("=", 1) for item in args.target if "=" in item)
+        if len(targets) != len(args.target):
+            parser.error("--target takes DATASET=FOLDER, e.g. --target mnms=/data/MnM")
+        splits = real_splits(args.task, args.source_root, targets)
     tables = []
     for config in _configs(args):
         print(f"\n=== {config.task} ===", flush=True)
         if args.command == "run":
-            result = run_task(config)
+            result = run_task(config, splits)
             table = result.comparison
             print(result.training.groupby("role", sort=False)["best_val_dice"].agg(["mean", "min", "max"])
                   .round(3).rename(columns=lambda c: f"val Dice {c}").to_string(), flush=True)
             if config.out_dir:
                 print(f"models and results under {config.out_dir}/{config.task}/<settings hash>/")
         else:
-            table = domain_gap(config)
+            table = domain_gap(config, splits)
         print(table.round(4).to_string(index=False), flush=True)
         tables.append(table.assign(task=config.task))
     if args.summary_csv:

@@ -25,7 +25,7 @@ from .data.tasks import get_task
 from .train import TrainConfig, build_model, resolve_device, train
 
 __all__ = ["ExperimentConfig", "Splits", "ExperimentResult", "synthetic_splits", "run_task", "domain_gap",
-           "compare_methods", "method_summary", "severity_table", "train_roles", "METHODS"]
+           "compare_methods", "method_summary", "severity_table", "train_roles", "real_splits", "METHODS"]
 
 METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
 # default synthetic case counts (train, validation, source test, target test): a volume holds 6-12
@@ -303,3 +303,38 @@ def severity_table(results: Sequence[ExperimentResult]) -> "pd.DataFrame":  # no
     import pandas as pd
 
     return pd.concat([r.comparison.assign(task=r.config.task) for r in results], ignore_index=True)
+
+
+def real_splits(task: str, source_root, target_roots: dict | None = None, val_fraction: float = 0.15,
+                test_fraction: float = 0.15) -> Splits:
+    """Train/val/test Cases from a task's real source dataset, plus its real target datasets as tests.
+
+    Uses the dataset's official splits where it has them (ACDC train/val/test; Synapse and Kvasir
+    train/test, with the last ``val_fraction`` of train held out for validation); otherwise a
+    deterministic split in the loader's order. ``target_roots`` maps a target dataset key (e.g.
+    ``"mnms"``) to its folder; each becomes a test set named after it. All cases are read into memory.
+    """
+    from .data import real
+
+    spec = get_task(task)
+    source = spec.real_source
+    known = set(real.splits_of(source))
+    if {"train", "val", "test"} <= known:
+        parts = [list(real.load(source, source_root, split=s)) for s in ("train", "val", "test")]
+    elif {"train", "test"} <= known:
+        train_all = list(real.load(source, source_root, split="train"))
+        n_val = max(1, round(val_fraction * len(train_all)))
+        parts = [train_all[:-n_val], train_all[-n_val:], list(real.load(source, source_root, split="test"))]
+    else:
+        cases = list(real.load(source, source_root))
+        n_val = max(1, round(val_fraction * len(cases)))
+        n_test = max(1, round(test_fraction * len(cases)))
+        parts = [cases[: len(cases) - n_val - n_test], cases[len(cases) - n_val - n_test : len(cases) - n_test],
+                 cases[len(cases) - n_test :]]
+    if not all(parts):
+        raise ValueError(f"{source} under {source_root}: not enough cases for train/val/test ({[len(p) for p in parts]})")
+    tests = {"source": parts[2]}
+    for dataset, root in (target_roots or {}).items():
+        tests[dataset] = list(real.load(dataset, root))
+    tag = f"real:{source}:{len(parts[0])},{len(parts[1])}"
+    return Splits(parts[0], parts[1], tests, tag)

@@ -85,3 +85,53 @@ def test_bad_settings():
         ExperimentConfig(seeds=())
     with pytest.raises(ValueError, match="methods"):
         run_task(ExperimentConfig(), splits=None, methods=("teacher",))
+
+
+def test_real_splits_and_pipeline_on_fake_acdc_and_mnms(tmp_path):
+    from fake_datasets import write_acdc, write_mnms
+
+    from sikd_utils.experiment import real_splits
+
+    write_acdc(tmp_path / "acdc", patients=(1, 3, 2, 4))  # 1, 3 train; 2 val; 4 test (official split)
+    write_mnms(tmp_path / "mnms")
+    splits = real_splits("cardiac", tmp_path / "acdc", {"mnms": tmp_path / "mnms"})
+    assert [len(splits.train), len(splits.val), len(splits.tests["source"])] == [4, 2, 2]
+    assert len(splits.tests["mnms"]) > 0 and splits.tag.startswith("real:acdc")
+    result = run_task(_config(tmp_path / "runs", seeds=(0,), epochs=1), splits)
+    assert set(result.per_case["test_set"]) == {"source", "mnms"}
+
+
+def test_real_splits_without_official_split_and_bad_root(tmp_path):
+    from fake_datasets import write_busi, write_udiat
+
+    from sikd_utils.experiment import real_splits
+
+    write_busi(tmp_path / "busi")  # 4 images, no official split: deterministic 2 / 1 / 1
+    write_udiat(tmp_path / "udiat", n=3)
+    splits = real_splits("breast_us", tmp_path / "busi", {"udiat": tmp_path / "udiat"})
+    ids = [[c.case_id for c in part] for part in (splits.train, splits.val, splits.tests["source"])]
+    assert [len(p) for p in ids] == [2, 1, 1] and len(set(sum(ids, []))) == 4
+    assert len(splits.tests["udiat"]) == 3
+    again = real_splits("breast_us", tmp_path / "busi")
+    assert [c.case_id for c in again.train] == ids[0]
+    with pytest.raises(FileNotFoundError):
+        real_splits("cardiac", tmp_path / "nothing")
+
+
+def test_command_line_runs_on_real_layout(tmp_path, capsys):
+    from fake_datasets import write_busi, write_udiat
+
+    from sikd_utils.__main__ import main
+
+    write_busi(tmp_path / "busi")
+    write_udiat(tmp_path / "udiat", n=3)
+    main(["run", "--task", "breast_us", "--source-root", str(tmp_path / "busi"), "--target",
+          f"udiat={tmp_path / 'udiat'}", "--seeds", "0", "--epochs", "1", "--image-size", "16", "--base-channels",
+          "4", "--out-dir", str(tmp_path / "runs"), "--no-progress", "--summary-csv", str(tmp_path / "s.csv")])
+    out = capsys.readouterr().out
+    assert "=== breast_us ===" in out and "udiat" in out
+    import pandas as pd
+
+    assert set(pd.read_csv(tmp_path / "s.csv")["test_set"]) == {"source", "udiat"}
+    with pytest.raises(SystemExit):
+        main(["run", "--task", "all", "--source-root", str(tmp_path / "busi")])

@@ -31,7 +31,7 @@ from .images2d import (index_busi, index_cvc_clinicdb, index_kvasir, index_refug
                        read_cvc_clinicdb, read_kvasir, read_refuge, read_udiat)
 from .layouts import LAYOUTS, Layout, describe
 
-__all__ = ["load", "fetch", "describe", "LAYOUTS", "DATASETS", "CaseList", "CaseRef", "Layout", "Archive",
+__all__ = ["load", "fetch", "describe", "splits_of", "LAYOUTS", "DATASETS", "CaseList", "CaseRef", "Layout", "Archive",
            "ARCHIVES", "ACDC_SPLITS", "SYNAPSE_SPLITS", "SYNAPSE_ORGANS", "HU_WINDOW", "synapse_mapping",
            "task_of"]
 
@@ -57,6 +57,11 @@ _DATASETS: dict[str, _Dataset] = {
 
 #: The dataset keys load() understands.
 DATASETS: tuple[str, ...] = tuple(_DATASETS)
+
+
+def splits_of(dataset: str) -> tuple[str, ...]:
+    """The named splits ``load(dataset, root, split=...)`` accepts (empty when only ``None`` is valid)."""
+    return _DATASETS[_check_dataset(dataset)].splits
 
 
 def task_of(dataset: str) -> str:
