@@ -3,7 +3,7 @@
 Conventions (identical for every method, so comparisons stay fair):
 
 * Scores are computed per *case* (a whole 3D volume, or one 2D image) and per foreground class.
-* **Dice** = 2|P∩G| / (|P|+|G|). If the class is absent from both prediction and ground truth the
+* **Dice** = ``2|P∩G| / (|P| + |G|)``. If the class is absent from both prediction and ground truth the
   Dice is undefined: it is stored as NaN and left out of every mean (pandas skips NaN). If only one
   of them is empty the Dice is 0.
 * **HD95** follows medpy's ``hd95``, which the official SIKD evaluation uses: the 95th percentile of

@@ -48,3 +48,29 @@ def test_repository_url_is_written_once():
     # notebooks must carry it too (Colab badge, install cell); tests/test_notebooks.py checks they match
     others = [h for h in holders if not (h.startswith("notebooks/") and h.endswith(".ipynb"))]
     assert others == ["_config.yml"], f"{url} written in {others}; keep it in _config.yml only"
+
+
+def test_api_docstrings_build_without_warnings(tmp_path):
+    """The API page's docstrings render under the book's -W -n rules (a stray ``|x|`` or a bad indent is a
+    Sphinx error that would otherwise surface only after a 15-minute `make book`)."""
+    pytest.importorskip("sphinx")
+    import re
+    import sys
+
+    modules = re.findall(r"^\.\. automodule:: (\S+)", (ROOT / "book" / "api.md").read_text(), flags=re.M)
+    assert modules, "book/api.md documents no module"
+    sphinx_config = _config()["sphinx"]["config"]
+    keep = {k: v for k, v in sphinx_config.items() if k.startswith(("autodoc_", "napoleon_", "nitpick_"))}
+    (tmp_path / "conf.py").write_text(
+        "extensions = ['sphinx.ext.autodoc', 'sphinx.ext.napoleon']\n"
+        + "".join(f"{key} = {value!r}\n" for key, value in keep.items())
+    )
+    (tmp_path / "index.rst").write_text(
+        "API\n===\n\n" + "".join(f".. automodule:: {m}\n   :members:\n\n" for m in modules)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-n", "--keep-going", "-q", "-b", "dummy",
+         str(tmp_path), str(tmp_path / "_out")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
