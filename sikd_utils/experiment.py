@@ -32,6 +32,7 @@ METHODS = ("baseline", "sikd")  # "sikd" is the distilled student
 # slices, so 2D tasks get proportionally more images for a similar number of training slices
 VOLUME_COUNTS = (6, 3, 6, 6)
 IMAGE_COUNTS = (32, 8, 12, 12)
+COUNT_FIELDS = ("n_train", "n_val", "n_test", "n_target")
 
 
 @dataclass
@@ -61,15 +62,23 @@ class ExperimentConfig:
     progress: bool = True
 
     def __post_init__(self):
-        spec = get_task(self.task)
-        defaults = VOLUME_COUNTS if spec.spatial_dims == 3 else IMAGE_COUNTS
-        for name, value in zip(("n_train", "n_val", "n_test", "n_target"), defaults):
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+        get_task(self.task)  # unknown task: a clear error now, not later
+        # The case counts stay None when not given, so that dataclasses.replace(config, task=...) (and
+        # run_task(task=...)) picks the new task's defaults; counts() resolves them.
+        for name in COUNT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (the task's default), got {value!r}")
         self.seeds = tuple(int(s) for s in self.seeds)
         self.severities = tuple(float(s) for s in self.severities)
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+
+    def counts(self) -> dict[str, int]:
+        """Synthetic case counts (train, val, test, target), the task's defaults where not given."""
+        defaults = VOLUME_COUNTS if get_task(self.task).spatial_dims == 3 else IMAGE_COUNTS
+        return {name: int(default if getattr(self, name) is None else getattr(self, name))
+                for name, default in zip(COUNT_FIELDS, defaults)}
 
     def train_config(self, role: str, seed: int) -> TrainConfig:
         epochs = self.teacher_epochs if role == "teacher" and self.teacher_epochs else self.epochs
@@ -105,18 +114,20 @@ def synthetic_splits(config: ExperimentConfig) -> Splits:
     """Source cases split into train/val/test, plus one target test set per severity and a shape shift."""
     from .data.synthetic import make_cases
 
-    n_source = config.n_train + config.n_val + config.n_test
-    source = make_cases(config.task, "source", n_source, config.image_size, seed=config.data_seed)
-    train_cases = source[: config.n_train]
-    val_cases = source[config.n_train : config.n_train + config.n_val]
-    tests = {"source": source[config.n_train + config.n_val :]}
+    n = config.counts()
+    n_train, n_val = n["n_train"], n["n_val"]
+    source = make_cases(config.task, "source", n_train + n_val + n["n_test"], config.image_size,
+                        seed=config.data_seed)
+    train_cases = source[:n_train]
+    val_cases = source[n_train : n_train + n_val]
+    tests = {"source": source[n_train + n_val :]}
     for severity in config.severities:
-        tests[f"target@{severity:g}"] = make_cases(config.task, "target", config.n_target, config.image_size,
+        tests[f"target@{severity:g}"] = make_cases(config.task, "target", n["n_target"], config.image_size,
                                                   seed=config.data_seed, severity=severity)
     if config.shape_shift:
-        tests["shape_shift@1"] = make_cases(config.task, "shape_shift", config.n_target, config.image_size,
+        tests["shape_shift@1"] = make_cases(config.task, "shape_shift", n["n_target"], config.image_size,
                                             seed=config.data_seed, severity=1.0)
-    tag = f"synthetic:{config.n_train},{config.n_val},seed={config.data_seed}"
+    tag = f"synthetic:{n_train},{n_val},seed={config.data_seed}"
     return Splits(train_cases, val_cases, tests, tag)
 
 
@@ -189,11 +200,12 @@ def compare_methods(seed_scores, metric: str = "dice") -> "pd.DataFrame":  # noq
     return pd.DataFrame(rows)
 
 
-def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], seed: int) -> dict:
+def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], seed: int, bar=None) -> dict:
     """Train (or reload, when the run folder already holds them) the given roles for one seed.
 
     Roles are trained in the order given; "student" needs "teacher" earlier in the list or already
-    trained in the run folder. Returns ``role -> TrainResult``.
+    trained in the run folder. Returns ``role -> TrainResult``. With a tqdm ``bar`` (see
+    :func:`run_task`), epochs advance that bar instead of each run drawing its own.
     """
     from .data.slices import SliceDataset
 
@@ -214,8 +226,17 @@ def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], 
             else:
                 raise ValueError("the student needs a teacher: put 'teacher' before 'student' in roles")
         model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
-        results[role] = train(model, train_ds, config.train_config(role, seed), val_ds, teacher=teacher,
-                              checkpoint_dir=folder)
+        train_config = config.train_config(role, seed)
+        callbacks = ()
+        if bar is not None:
+            train_config = dataclasses.replace(train_config, progress=False)
+            bar.set_postfix_str(f"seed {seed}, {role}")
+            done = bar.n
+            callbacks = (lambda record: bar.update(),)
+        results[role] = train(model, train_ds, train_config, val_ds, teacher=teacher,
+                              checkpoint_dir=folder, callbacks=callbacks)
+        if bar is not None:  # a run reloaded from its folder reports no epochs: count it as done
+            bar.update(max(0, done + train_config.epochs - bar.n))
     return results
 
 
@@ -267,9 +288,14 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     splits = splits or synthetic_splits(config)
     run_root = config.run_root(splits.tag)
 
+    from tqdm.auto import tqdm
+
+    # One bar per task, counted in epochs over all seeds and roles (one widget in a notebook).
+    total = len(config.seeds) * sum(config.train_config(role, 0).epochs for role in roles)
+    bar = tqdm(desc=config.task, total=total, unit="epoch", disable=not config.progress)
     frames, histories, models, training = [], {}, {}, []
     for seed in config.seeds:
-        results = train_roles(config, splits, roles, seed)
+        results = train_roles(config, splits, roles, seed, bar=bar if config.progress else None)
         trained = {role: r.model for role, r in results.items()}
         training += [{"seed": seed, "role": role, "best_epoch": r.best_epoch, "best_val_dice": r.best_val_dice,
                       "validated_on": "mean images" if role == "teacher" else "raw images"}
@@ -280,9 +306,12 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
             if method not in methods:
                 continue
             for test_set, cases in splits.tests.items():
+                bar.set_postfix_str(f"seed {seed}, testing {method} on {test_set}")
                 table = evaluate_cases(trained[role], cases, spec, config.image_size, device=config.device,
-                                       progress=config.progress)
+                                       progress=False)
                 frames.append(table.per_case.assign(seed=seed, method=method, test_set=test_set))
+    bar.set_postfix_str("done")
+    bar.close()
 
     per_case = pd.concat(frames, ignore_index=True)
     lead = ["seed", "method", "test_set"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import tempfile
@@ -364,9 +365,12 @@ def train(
 
     from tqdm.auto import tqdm
 
-    epochs = tqdm(range(start, config.epochs), desc=f"{config.role}", disable=not config.progress,
-                  initial=start, total=config.epochs, unit="epoch")
-    for epoch in epochs:
+    # One bar per run, counted in batches (one widget in a notebook, however many epochs); the
+    # postfix carries the epoch, the last loss and the validation Dice.
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    bar = tqdm(desc=config.role, total=config.epochs * steps_per_epoch, initial=start * steps_per_epoch,
+               unit="batch", disable=not config.progress)
+    for epoch in range(start, config.epochs):
         began = time.perf_counter()
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
@@ -382,7 +386,8 @@ def train(
         model.train()
         sums = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
         seen = 0
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress):
+        bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
+        for batch in loader:
             images, labels = _batch(batch, device, channels_last)
             with _autocast(device, amp):
                 if config.role == "teacher":
@@ -407,6 +412,7 @@ def train(
             seen += n
             for key, value in zip(("loss", "ce", "mse"), loss):
                 sums[key] += float(value.detach()) * n
+            bar.update()
 
         val = float("nan")
         if has_val:
@@ -423,10 +429,11 @@ def train(
             if improved:
                 _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
             _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict()}, folder / LAST)
-        epochs.set_postfix(loss=f"{record['loss']:.4f}", val_dice=f"{val:.3f}")
+        bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}, loss {record['loss']:.4f}, val Dice {val:.3f}")
         for callback in callbacks:
             callback(record)
 
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

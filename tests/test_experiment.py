@@ -135,3 +135,28 @@ def test_command_line_runs_on_real_layout(tmp_path, capsys):
     assert set(pd.read_csv(tmp_path / "s.csv")["test_set"]) == {"source", "udiat"}
     with pytest.raises(SystemExit):
         main(["run", "--task", "all", "--source-root", str(tmp_path / "busi")])
+
+
+def test_changing_the_task_picks_that_tasks_default_counts():
+    """run_task(task=...) replaces the task of a default config: its case counts must follow the task
+    (a 2D task trained on the 3D task's six 'volumes' would be a silent, much weaker experiment)."""
+    import dataclasses
+
+    from sikd_utils.experiment import IMAGE_COUNTS, VOLUME_COUNTS, synthetic_splits
+
+    cardiac = ExperimentConfig(task="cardiac")
+    polyp = dataclasses.replace(cardiac, task="polyp")
+    assert tuple(cardiac.counts().values()) == VOLUME_COUNTS
+    assert tuple(polyp.counts().values()) == IMAGE_COUNTS
+    explicit = dataclasses.replace(ExperimentConfig(task="cardiac", n_train=5), task="polyp")
+    assert explicit.counts()["n_train"] == 5  # what the user set is kept
+    splits = synthetic_splits(dataclasses.replace(polyp, image_size=32, n_test=2, n_target=1, severities=(1.0, 2.0)))
+    assert (len(splits.train), len(splits.val)) == IMAGE_COUNTS[:2]
+    assert {k: len(v) for k, v in splits.tests.items()} == {"source": 2, "target@1": 1, "target@2": 1,
+                                                           "shape_shift@1": 1}
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_case_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="n_train"):
+        ExperimentConfig(task="polyp", n_train=bad)
