@@ -295,7 +295,7 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     bar = tqdm(desc=config.task, total=total, unit="epoch", disable=not config.progress)
     frames, histories, models, training = [], {}, {}, []
     for seed in config.seeds:
-        results = train_roles(config, splits, roles, seed, bar=bar if config.progress else None)
+        results = train_roles(config, splits, roles, seed, bar=bar)
         trained = {role: r.model for role, r in results.items()}
         training += [{"seed": seed, "role": role, "best_epoch": r.best_epoch, "best_val_dice": r.best_val_dice,
                       "validated_on": "mean images" if role == "teacher" else "raw images"}
