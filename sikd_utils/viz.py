@@ -19,7 +19,7 @@ __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
     "case_browser", "class_toggle", "figure_png", "glue", "last_decoder_features", "busiest_slice",
-    "show_worst_cases",
+    "show_worst_cases", "shift_gallery",
 ]
 
 
@@ -96,6 +96,44 @@ def show_domains(domains: Mapping[str, Sequence[Case]], task: str | TaskSpec, n:
             axes[i, j].imshow(shown, cmap="gray", vmin=0, vmax=1)
         axes[i, 0].set_ylabel(name, fontsize=10)
     fig.suptitle(spec.title)
+    fig.tight_layout()
+    return fig
+
+
+def shift_gallery(task: str | TaskSpec, image_size: int = 96, severities: Sequence[int] = (1, 3, 5),
+                  families: Sequence[str] | None = None, case_index: int = 0, seed: int = 0):
+    """One benchmark case under every shift family (rows) at ``severities`` (columns), clean first.
+
+    Shape families are drawn with the label outline so the anatomy change is visible; each row carries
+    the family's kind and the real-world cause it models.
+    """
+    import textwrap
+
+    from .data.shifts import shift_cases, shift_families
+
+    spec = get_task(task)
+    registry = shift_families(spec.key)
+    names = list(families) if families is not None else list(registry)
+    clean = shift_cases(spec.key, "clean", 0, case_index + 1, image_size, seed=seed)[case_index]
+    fig, axes = _axes_grid(len(names), len(severities) + 1, size=1.55)
+    fig.set_size_inches(1.55 * (len(severities) + 1) + 3.6, 1.55 * len(names))
+    for row, name in zip(axes, names):
+        shown = [clean] + [shift_cases(spec.key, name, s, case_index + 1, image_size, seed=seed)[case_index]
+                           for s in severities]
+        kind = registry[name].kind if name in registry else "compound"
+        for ax, case in zip(row, shown):
+            index = None if case.spatial_dims == 2 else min(busiest_slice(clean), case.label.shape[-1] - 1)
+            image, label = middle_slice(case, index)
+            ax.imshow(display_image(image), cmap="gray", vmin=0, vmax=1)
+            if kind == "shape":
+                ax.contour(label > 0, levels=[0.5], colors=["#ffcc00"], linewidths=0.6)
+        row[0].set_ylabel(name, fontsize=8)
+        description = registry[name].description if name in registry else name.replace("+", " + ")
+        row[-1].text(1.06, 0.5, textwrap.fill(f"[{kind}] {description}", 44), transform=row[-1].transAxes,
+                     fontsize=7, va="center", ha="left")
+    for ax, title in zip(axes[0], ["clean"] + [f"severity {s}" for s in severities]):
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(f"{spec.title}: the shift benchmark", fontsize=10)
     fig.tight_layout()
     return fig
 

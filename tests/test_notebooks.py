@@ -21,7 +21,7 @@ EXPECTED = ["00_welcome", "01_five_tasks", "02_class_wise_mean", "03_teacher", "
 TINY_TRAINING = dict(image_size=32, base_channels=4, epochs=2, batch_size=8, device="cpu")
 FAST = {
     "00_welcome": {},
-    "01_five_tasks": dict(image_size=48, n_cases=2),
+    "01_five_tasks": dict(image_size=48, n_cases=2, gallery_size=48),
     "02_class_wise_mean": dict(image_size=48, n_cases=2),
     "03_teacher": dict(TINY_TRAINING, n_train=3, n_val=2),
     "04_distillation": dict(TINY_TRAINING, n_train=3, n_val=2),
@@ -106,6 +106,9 @@ class TestNotebookRuns:
         assert set(rec["order_preserved"]) == set(rec["tasks"])
         assert rec["shapes"]["fundus"][0] == 3 and len(rec["shapes"]["cardiac"]) == 4
         assert 0.0 <= rec["image_range"][0] and rec["image_range"][1] <= 1.0
+        for task in rec["tasks"]:  # the shift gallery section tabulated every task's registry
+            kinds = rec["shift_families"][task]
+            assert kinds["appearance"] >= 9 and kinds["shape"] >= 2  # 8+ families plus "target"
 
     def test_02_class_wise_mean(self, tmp_path):
         rec = _run("02_class_wise_mean", tmp_path)
