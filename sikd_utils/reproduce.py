@@ -122,20 +122,29 @@ def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
     if families is not None:
         name += "-" + "-".join(sorted(families)).replace("+", "_")
     path = Path(settings.out_dir) / config.task / f"{config.run_key(_data_tag(config))}" / f"{name}.pkl"
-    if path.exists():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # one process generates, the task's other jobs wait for it and read the file
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception:  # a damaged cache is regenerated
-            pass
-    splits = benchmark_splits(config, families, severities)
+            if path.exists():
+                try:
+                    with open(path, "rb") as fh:
+                        return pickle.load(fh)
+                except Exception:  # a damaged cache is regenerated
+                    pass
+            splits = benchmark_splits(config, families, severities)
 
-    def write(tmp):
-        with open(tmp, "wb") as fh:
-            pickle.dump(splits, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            def write(tmp):
+                with open(tmp, "wb") as fh:
+                    pickle.dump(splits, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
-    _write_atomic(path, write)
-    return splits
+            _write_atomic(path, write)
+            return splits
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- one (task, seed) job

@@ -10,16 +10,30 @@ from sikd_utils import reproduce as rp
 from sikd_utils.configuration import TestSet
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One complete toy evidence run (polyp, two seeds), shared by the tests that only read or reuse it."""
+    mp = pytest.MonkeyPatch()
+    install(mp)
+    root = tmp_path_factory.mktemp("evidence")
+    settings = rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0, 1), out_dir=str(root / "runs"),
+                                    results_dir=str(root / "results"), device="cpu", command="test")
+    messages = []
+    code = rp.reproduce(settings, log=messages.append)
+    yield settings, code, messages
+    mp.undo()
+
+
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
+def fresh(tmp_path, monkeypatch):
     install(monkeypatch)
-    return rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0, 1), out_dir=str(tmp_path / "runs"),
+    return rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0,), out_dir=str(tmp_path / "runs"),
                                 results_dir=str(tmp_path / "results"), device="cpu", command="test")
 
 
-def test_reproduce_writes_tidy_results_and_skips_finished_tasks(settings):
-    messages = []
-    assert rp.reproduce(settings, log=messages.append) == rp.EXIT_DONE
+def test_reproduce_writes_tidy_results(finished):
+    settings, code, _ = finished
+    assert code == rp.EXIT_DONE
     scores, training, prov = rp.load_results(settings.results_dir)
     assert {"task", "seed", "method", "family", "severity", "dice", "hd95_mm", "teacher_gate"} <= set(scores.columns)
     assert set(scores["method"]) == {"baseline", "sikd", "control"}
@@ -33,44 +47,69 @@ def test_reproduce_writes_tidy_results_and_skips_finished_tasks(settings):
     assert set(training["role"]) == set(rp.ROLES) and len(training) == 2 * len(rp.ROLES)
     assert (training["steps"] > 0).all()
     assert set(training.dropna(subset=["gate"])["gate"]) <= {"pass", "FAIL"}
+    # the flag on each score row is its own seed's gate
+    gates = training.set_index(["seed", "role"])["gate"]
+    for _, row in scores[scores.method == "control"].iterrows():
+        assert row["teacher_gate"] == gates[(row["seed"], "raw_teacher")]
     entry = prov["tasks"]["polyp"]
     for key in ("command", "commit", "device", "torch", "precision", "image_size", "base_channels",
                 "steps_per_role", "wall_seconds"):
         assert key in entry, key
     assert set(entry["steps_per_role"]) == set(rp.ROLES)
-    # a second run skips the finished task and trains nothing
-    messages.clear()
+
+
+def test_finished_tasks_and_seeds_are_reused(finished):
+    settings, _, _ = finished
+    messages = []
     assert rp.reproduce(settings, log=messages.append) == rp.EXIT_DONE
     assert any("skipped" in m for m in messages)
-
-
-def test_reproduce_stops_at_the_deadline_and_resumes(settings, monkeypatch):
-    # a deadline already (almost) passed: every job stops before training, nothing is written
-    assert rp.run_job(settings, "polyp", 0, deadline=0.0)["status"] == "stopped"
-    messages = []
-    monkeypatch.setattr(rp.time, "time", lambda t0=rp.time.time(): t0)  # frozen clock
-    tiny = rp.ReproduceSettings(**{**settings.__dict__, "max_minutes": 0.5})
-    assert rp.reproduce(tiny, log=messages.append) == rp.EXIT_UNFINISHED
-    assert any("UNFINISHED" in m for m in messages)
-    assert not (rp.Path(settings.results_dir) / "polyp.csv").exists()
-    monkeypatch.undo()
-    install(monkeypatch)
-    assert rp.reproduce(settings, log=messages.append) == rp.EXIT_DONE
-
-
-def test_finished_seed_is_reused(settings):
-    first = rp.run_job(settings, "polyp", 0)
-    assert first["status"] == "done" and not first["reused"]
     assert rp.run_job(settings, "polyp", 0)["reused"]
 
 
-def test_parallel_workers_share_the_cached_benchmark(settings):
+def test_cli_reproduce_reuses_parts(finished, tmp_path, capsys):
+    from sikd_utils.__main__ import main
+
+    settings, _, _ = finished
+    code = main(["reproduce", "--preset", "tiny", "--tasks", "polyp", "--seeds", "0", "--out-dir", settings.out_dir,
+                 "--results-dir", str(tmp_path), "--device", "cpu"])
+    assert code == 0
+    assert "DONE" in capsys.readouterr().out
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["tasks"]["polyp"]["seeds"] == [0]
+    assert pd.read_csv(tmp_path / "polyp.csv")["seed"].unique().tolist() == [0]
+
+
+def test_reproduce_stops_at_the_deadline_and_resumes(fresh, monkeypatch):
+    # too little time left: the job does not start
+    assert rp.run_job(fresh, "polyp", 0, deadline=0.0)["status"] == "stopped"
+    # time runs out after the second trained role: checkpoints stay, no part file, exit status 3
+    calls = []
+
+    def after_epoch(self, record):
+        calls.append(record)
+        if len(calls) == 2:
+            raise rp.TimeUp("epoch")
+
+    monkeypatch.setattr(rp._Deadline, "after_epoch", after_epoch)
+    messages = []
+    assert rp.reproduce(fresh, log=messages.append) == rp.EXIT_UNFINISHED
+    assert any("UNFINISHED" in m for m in messages)
+    assert not (rp.Path(fresh.results_dir) / "polyp.csv").exists()
+    assert len(list(rp.Path(fresh.out_dir).glob("polyp/*/seed0/*/best.pt"))) == 2
+    # the rerun trains only the three remaining roles
+    calls.clear()
+    monkeypatch.setattr(rp._Deadline, "after_epoch", lambda self, record: calls.append(record))
+    assert rp.reproduce(fresh, log=messages.append) == rp.EXIT_DONE
+    assert len(calls) == 3
+
+
+def test_parallel_workers_share_the_cached_benchmark(fresh):
     # workers are fresh processes: they read the benchmark cache the parent wrote (fake registry here)
-    rp._splits(settings, settings.config("polyp"))
-    parallel = rp.ReproduceSettings(**{**settings.__dict__, "workers": 2})
+    rp._splits(fresh, fresh.config("polyp"))
+    parallel = rp.ReproduceSettings(**{**fresh.__dict__, "workers": 2})
     assert rp.reproduce(parallel, log=lambda m: None) == rp.EXIT_DONE
-    scores, _, _ = rp.load_results(settings.results_dir)
-    assert sorted(scores["seed"].unique()) == [0, 1]
+    scores, _, _ = rp.load_results(fresh.results_dir)
+    assert scores["seed"].unique().tolist() == [0]
 
 
 def test_bad_settings_name_the_choices():
@@ -91,15 +130,3 @@ def test_test_set_keys_are_typed():
     import pickle
 
     assert pickle.loads(pickle.dumps(key)).key == ("target", 2)
-
-
-def test_cli_reproduce_runs(settings, capsys):
-    from sikd_utils.__main__ import main
-
-    code = main(["reproduce", "--preset", "tiny", "--tasks", "polyp", "--seeds", "0", "--out-dir", settings.out_dir,
-                 "--results-dir", settings.results_dir, "--device", "cpu"])
-    assert code == 0
-    assert "DONE" in capsys.readouterr().out
-    prov = json.loads((rp.Path(settings.results_dir) / "provenance.json").read_text())
-    assert prov["tasks"]["polyp"]["seeds"] == [0]
-    assert pd.read_csv(rp.Path(settings.results_dir) / "polyp.csv")["seed"].unique().tolist() == [0]
