@@ -195,8 +195,9 @@ def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = 
                      severities: Sequence[int] = (1, 2, 3, 4, 5)) -> Splits:
     """Source train/val cases and the shift benchmark's test sets (:mod:`sikd_utils.data.shifts`).
 
-    Test sets: ``("clean", 0)``, ``("target", s)`` and every family of ``families`` (default: all of the
-    task's registry) at every severity. Test cases come from seed ``data_seed + TEST_SEED_OFFSET`` (never
+    Test sets: ``("clean", 0)``, ``("target", s)`` and every family of ``families`` (default: the
+    registry's ``benchmark_families(task)`` if it has one, else every family of ``shift_families(task)``;
+    compounds such as ``"gamma+blur"`` are allowed) at every severity. Test cases come from seed ``data_seed + TEST_SEED_OFFSET`` (never
     a training case); ``n_test`` clean cases and ``n_target`` cases per shifted test set.
     """
     from .data import shifts
@@ -205,8 +206,9 @@ def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = 
     n = config.counts()
     n_train, n_val = n["n_train"], n["n_val"]
     source = make_cases(config.task, "source", n_train + n_val, config.image_size, seed=config.data_seed)
-    if families is None:
-        families = list(shifts.shift_families(config.task))
+    if families is None:  # the registry's benchmark list (singles and compounds) where it has one
+        listed = getattr(shifts, "benchmark_families", None)
+        families = list(listed(config.task) if listed else shifts.shift_families(config.task))
     test_seed = config.data_seed + TEST_SEED_OFFSET
 
     def cases(family, severity):

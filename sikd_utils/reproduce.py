@@ -155,6 +155,7 @@ class _Deadline:
         self.deadline = deadline
         self.epoch_seconds = 0.0
         self.eval_seconds = 0.0
+        self.epochs, self.trained_seconds = 0, 0.0
         self._eval_started = None
 
     def _check(self, next_seconds: float, what: str) -> None:
@@ -162,8 +163,15 @@ class _Deadline:
             raise TimeUp(what)
 
     def after_epoch(self, record: dict) -> None:
+        self.epochs += 1
+        self.trained_seconds += float(record.get("seconds", 0.0))
         self.epoch_seconds = max(self.epoch_seconds, float(record.get("seconds", 0.0)))
         self._check(self.epoch_seconds, f"epoch {record.get('epoch')}")
+
+    def summary(self) -> str:
+        """What this piece did, for calibrating the next one."""
+        per = self.trained_seconds / self.epochs if self.epochs else float("nan")
+        return f"{self.epochs} epochs trained in this piece, {per:.1f} s/epoch"
 
     def before_eval(self, method, key) -> None:
         now = time.time()
@@ -201,7 +209,7 @@ def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float |
         per_case = evaluate_methods(models, splits, config, seed, before_each=clock.before_eval,
                                     distances=lambda key: key.family in DISTANCE_FAMILIES)
     except TimeUp as stop:
-        return {"task": task, "seed": seed, "status": "stopped", "at": str(stop)}
+        return {"task": task, "seed": seed, "status": "stopped", "at": f"{stop}; {clock.summary()}"}
     training = pd.DataFrame([
         {"task": task, "seed": seed, "role": role, "best_epoch": r.best_epoch, "best_val_dice": r.best_val_dice,
          "validated_on": "mean images" if role == "teacher" else "raw images", "epochs": len(r.history),
@@ -221,7 +229,7 @@ def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float |
     _write_atomic(stem.with_suffix(".per_case.csv.gz"), lambda tmp: per_case.to_csv(tmp, index=False, compression="gzip"))
     _write_atomic(training_path, lambda tmp: training.to_csv(tmp, index=False))
     _write_atomic(scores_path, lambda tmp: scores.to_csv(tmp, index=False))  # last: marks the job done
-    return {"task": task, "seed": seed, "status": "done", "reused": False}
+    return {"task": task, "seed": seed, "status": "done", "reused": False, "at": clock.summary()}
 
 
 def _run_job_safely(settings, task, seed, deadline):
