@@ -3,6 +3,7 @@
     python -m sikd_utils run --task cardiac --epochs 20 --seeds 0 1 2
     python -m sikd_utils run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
     python -m sikd_utils gap --task all            # how much a plain U-Net loses under each shift
+    python -m sikd_utils reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
     python -m sikd_utils fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
     python -m sikd_utils run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     _experiment_args(run)
     gap = sub.add_parser("gap", help="baseline U-Net only: Dice on source vs shifted test sets")
     _experiment_args(gap)
+    evidence = sub.add_parser("reproduce", help="the evidence run: all tasks x seeds x baseline, SIKD, control "
+                              "on the shift benchmark (resumable, time-limited)")
+    from .reproduce import add_arguments as _reproduce_arguments
+
+    _reproduce_arguments(evidence)
     fetch = sub.add_parser("fetch", help="download a public dataset, or print how to obtain a gated one")
     fetch.add_argument("dataset")
     fetch.add_argument("root")
@@ -72,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     pd.set_option("display.width", 160)
+    if args.command == "reproduce":
+        from .reproduce import main as reproduce_main
+
+        return reproduce_main(args)
     if args.command == "fetch":
         from .data.real import fetch as fetch_dataset
 

@@ -4,6 +4,14 @@
 * ``baseline`` — ordinary U-Net, cross-entropy on raw images;
 * ``student``  — ordinary U-Net, cross-entropy + λ·MSE to a frozen teacher's last decoder features.
 
+and the two roles of the plain feature-distillation control (same architectures, same recipe, but the
+teacher never sees a class-wise mean image — it separates what the mean image brings from what any
+feature distillation brings):
+
+* ``raw_teacher`` — skip-free U-Net, cross-entropy on raw images;
+* ``control``     — ordinary U-Net distilled from a ``raw_teacher`` exactly as the student is, the
+  teacher fed the raw image.
+
 Defaults are the official recipe (Adam 1e-3, ×0.5 at epochs 60/100/150/180 of 200 — scaled to the
 epoch count —, batch 20, seed 20). Randomness is re-derived from (seed, epoch) at the start of every
 epoch, and a checkpoint is written atomically after every epoch, so a run that is interrupted and
@@ -36,6 +44,8 @@ from .models import UNet, architecture_of
 
 __all__ = [
     "ROLES",
+    "SKIP_FREE_ROLES",
+    "DISTILLED_ROLES",
     "TrainConfig",
     "TrainResult",
     "train",
@@ -49,7 +59,9 @@ __all__ = [
     "CHECKPOINT_FORMAT",
 ]
 
-ROLES = ("teacher", "baseline", "student")
+ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
+SKIP_FREE_ROLES = ("teacher", "raw_teacher")  # U-Nets without skip connections
+DISTILLED_ROLES = ("student", "control")  # trained with a frozen teacher; "student" feeds it mean images
 CHECKPOINT_FORMAT = "sikd-checkpoint/1"
 LAST, BEST = "last.pt", "best.pt"
 # settings that change the weights a run produces: a resumed run must match them exactly
@@ -128,7 +140,7 @@ def build_model(
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     if seed is not None:
         torch.manual_seed(seed)
-    return UNet(in_channels, num_classes, base_channels, skip_connections=role != "teacher")
+    return UNet(in_channels, num_classes, base_channels, skip_connections=role not in SKIP_FREE_ROLES)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -255,7 +267,7 @@ def validation_dice(
 
 def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
     if teacher is None:
-        raise ValueError("role 'student' needs a trained teacher (a UNet or a checkpoint path)")
+        raise ValueError("roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path)")
     if not isinstance(teacher, torch.nn.Module):
         teacher = load_teacher(teacher, student)
     else:
@@ -312,9 +324,9 @@ def train(
     it (a finished run returns at once). Each callback receives the epoch's history record.
     """
     config = config or TrainConfig()
-    if config.role == "teacher" and model.skip_connections:
-        raise ValueError("the teacher must be a skip-free UNet (skip_connections=False)")
-    if config.role != "teacher" and not model.skip_connections:
+    if config.role in SKIP_FREE_ROLES and model.skip_connections:
+        raise ValueError(f"role {config.role!r} trains a skip-free UNet (skip_connections=False)")
+    if config.role not in SKIP_FREE_ROLES and not model.skip_connections:
         raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
     if len(train_data) == 0:
         raise ValueError("train_data is empty")
@@ -347,7 +359,7 @@ def train(
         if (folder / BEST).exists():
             best_state = _load_checkpoint(folder / BEST)["model"]
 
-    teacher_net = _prepare_teacher(teacher, model, device, channels_last) if config.role == "student" else None
+    teacher_net = _prepare_teacher(teacher, model, device, channels_last) if config.role in DISTILLED_ROLES else None
     step_model = torch.compile(model) if config.compile else model
 
     def snapshot(epoch: int) -> dict:
@@ -393,9 +405,11 @@ def train(
                 if config.role == "teacher":
                     images = class_wise_mean(images, labels, num_classes)
                 logits, features = step_model(images)
-                if config.role == "student":
+                if config.role in DISTILLED_ROLES:
+                    # the control's teacher sees the raw image; SIKD's sees the class-wise mean image
+                    teacher_in = class_wise_mean(images, labels, num_classes) if config.role == "student" else images
                     with torch.no_grad():
-                        _, teacher_features = teacher_net(class_wise_mean(images, labels, num_classes))
+                        _, teacher_features = teacher_net(teacher_in)
                     loss = sikd_loss(logits, features, teacher_features, labels, config.distill_weight)
                 else:
                     ce = F.cross_entropy(logits.float(), labels)

@@ -433,3 +433,125 @@ def show_worst_cases(cases: Sequence[Case], predictions: Mapping[str, Mapping[st
             ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- evidence figures
+METHOD_STYLE = {"baseline": ("0.35", "--", "baseline U-Net"), "sikd": ("tab:green", "-", "SIKD student"),
+                "control": ("tab:purple", ":", "control (raw-image teacher)")}
+
+
+def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Sequence[str] | None = None,
+                        limit: float | None = None):
+    """Robustness fingerprint of one task: families × severities, cell = Δ Dice points (method − baseline).
+
+    ``deltas`` is :func:`sikd_utils.stats.paired_deltas` for one task. Cells whose 95 % CI excludes 0 are
+    outlined and their number is bold; missing cells are grey. ``limit`` fixes the symmetric colour range
+    (points); by default the largest |Δ|.
+    """
+    import matplotlib.pyplot as plt
+
+    if families is None:
+        order = ["clean", "target"]
+        families = order + [f for f in dict.fromkeys(deltas["family"]) if f not in order]
+        families = [f for f in families if f in set(deltas["family"])]
+    severities = sorted({int(s) if float(s).is_integer() else s for s in deltas["severity"]})
+    grid = np.full((len(families), len(severities)), np.nan)
+    sig = np.zeros_like(grid, dtype=bool)
+    for _, row in deltas.iterrows():
+        if row["family"] in families:
+            i, j = families.index(row["family"]), severities.index(row["severity"])
+            grid[i, j], sig[i, j] = 100 * row["delta"], bool(row["significant"])
+    limit = limit or (float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0) or 1.0
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(severities), 0.9 + 0.36 * len(families)))
+    else:
+        fig = ax.figure
+    cmap = plt.get_cmap("RdBu").copy()
+    cmap.set_bad("0.85")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(families)):
+        for j in range(len(severities)):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7,
+                        fontweight="bold" if sig[i, j] else "normal",
+                        color="white" if abs(grid[i, j]) > 0.6 * limit else "black")
+                if sig[i, j]:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, color="black"))
+    ax.set_xticks(range(len(severities)), [str(s) for s in severities])
+    ax.set_yticks(range(len(families)), families)
+    ax.set_xlabel("severity")
+    fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit: float = 25.0, flags=None):
+    """Δ (SIKD − baseline, Dice points) per task: ours (mean ± 95 % CI) beside the paper's, one panel per kind.
+
+    ``ours`` has columns ``task``, ``<kind>_delta`` and ``<kind>_ci`` in Dice fractions (see
+    :func:`sikd_utils.stats.verdicts`); ``paper`` has ``task`` and ``<kind>_delta`` in points (see
+    :func:`sikd_utils.paper.fig1_table`). Intervals running past ±``limit`` are clipped to the axis and
+    end in an arrow. ``flags`` maps a task to a note (e.g. a failed teacher gate) shown by its name.
+    """
+    import matplotlib.pyplot as plt
+
+    flags = flags or {}
+    tasks = list(ours["task"])
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 0.5 * len(tasks) + 1.6), sharey=True,
+                             squeeze=False)
+    ys = np.arange(len(tasks))[::-1]
+    paper = paper.set_index("task")
+    for ax, kind in zip(axes[0], kinds):
+        for y, (_, row) in zip(ys, ours.iterrows()):
+            mean, half = 100 * row[f"{kind}_delta"], 100 * row[f"{kind}_ci"]
+            if np.isfinite(mean):
+                lo, hi = (mean - half, mean + half) if np.isfinite(half) else (mean, mean)
+                ax.plot([max(lo, -limit), min(hi, limit)], [y, y], color="tab:green", lw=2)
+                ax.plot([np.clip(mean, -limit, limit)], [y], "o", color="tab:green")
+                for end, side in ((lo, -1), (hi, 1)):
+                    if side * end > limit:
+                        ax.plot([side * limit], [y], marker=">" if side > 0 else "<", color="tab:green")
+            if row["task"] in paper.index:
+                ax.plot([paper.loc[row["task"], f"{kind}_delta"]], [y - 0.2], "D", mfc="none", color="tab:blue")
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_xlim(-limit, limit)
+        ax.set_title(f"{kind}-domain", fontsize=9)
+        ax.set_xlabel("Δ Dice, SIKD − baseline (points)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(ys, [f"{t} {flags[t]}" if t in flags else t for t in tasks])
+    handles = [plt.Line2D([], [], marker="o", color="tab:green", label="ours: mean ± 95 % CI over seeds"),
+               plt.Line2D([], [], marker="D", ls="", mfc="none", color="tab:blue", label="paper (Fig. 1)")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def method_curves(summary, family: str = "target", title: str | None = None, ax=None):
+    """Dice over severity for every method of ``summary`` (:func:`sikd_utils.stats.method_summary`, one
+    task), from the clean test set (severity 0) through ``family``'s severities, with 95 % CI bands."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    else:
+        fig = ax.figure
+    rows = summary[(summary["family"] == family) | (summary["family"] == "clean")]
+    for method in [m for m in METHOD_STYLE if m in set(rows["method"])]:
+        color, style, label = METHOD_STYLE[method]
+        r = rows[rows["method"] == method].sort_values("severity")
+        ax.plot(r["severity"], r["dice"], style, marker="o", color=color, label=label)
+        ci = r["dice_ci"].to_numpy(dtype=float)
+        if np.isfinite(ci).all():
+            ax.fill_between(r["severity"], r["dice"] - ci, r["dice"] + ci, color=color, alpha=0.12)
+    ax.set_xlabel(f"{family} severity (0 = clean)")
+    ax.set_ylabel("Dice")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["fingerprint_heatmap", "delta_vs_paper", "method_curves", "METHOD_STYLE"]

@@ -1,0 +1,271 @@
+"""What one experiment is: its settings (:class:`ExperimentConfig`), its data (:class:`Splits`) and the
+typed names of its test sets (:class:`TestSet`: a shift family and a severity).
+
+Test sets are keyed by ``(family, severity)``: ``("clean", 0)`` is the source domain's own test set,
+``("target", s)`` the realistic "new device" domain at severity ``s``, and any family of the shift
+benchmark (:mod:`sikd_utils.data.shifts`) at severities 1–5. Each key is also a string (``"source"``,
+``"target@1"``, ``"blur@3"``) so that tables keep one readable label column; code reads the fields, never
+parses the label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+from .data.case import Case
+from .data.tasks import get_task
+from .train import TrainConfig
+
+__all__ = ["ExperimentConfig", "Splits", "TestSet", "synthetic_splits", "real_splits", "benchmark_splits", "preset_config",
+           "VOLUME_COUNTS", "IMAGE_COUNTS", "COUNT_FIELDS", "TEST_SEED_OFFSET"]
+
+# default synthetic case counts (train, validation, source test, target test): a volume holds 6-12
+# slices, so 2D tasks get proportionally more images for a similar number of training slices
+VOLUME_COUNTS = (6, 3, 6, 6)
+IMAGE_COUNTS = (32, 8, 12, 12)
+COUNT_FIELDS = ("n_train", "n_val", "n_test", "n_target")
+# benchmark test cases are drawn with data_seed + TEST_SEED_OFFSET, so that their anatomy can never
+# coincide with a training case (drawn with data_seed)
+TEST_SEED_OFFSET = 1000
+
+
+class TestSet(str):
+    """The name of a test set, carrying its typed key: ``family`` (str) and ``severity`` (number).
+
+    ``TestSet("clean", 0) == "source"``, ``TestSet("target", 1) == "target@1"``; a real dataset used as a
+    test set is ``TestSet("mnms")`` (severity 0: the data as published).
+    """
+
+    __test__ = False  # not a pytest test class
+    family: str
+    severity: float
+
+    def __new__(cls, family: str, severity: float = 0):
+        if not isinstance(family, str) or not family:
+            raise ValueError(f"a test set's family must be a non-empty string, got {family!r}")
+        if isinstance(severity, bool) or not isinstance(severity, (int, float)) or severity < 0:
+            raise ValueError(f"a test set's severity must be a number >= 0, got {severity!r}")
+        severity = int(severity) if float(severity).is_integer() else float(severity)
+        if family in ("clean", "source"):
+            family, name = "clean", "source"
+            if severity:
+                raise ValueError(f"the clean test set has severity 0 only, got {severity!r}")
+        elif severity == 0:
+            name = family
+        else:
+            name = f"{family}@{severity:g}"
+        self = super().__new__(cls, name)
+        self.family, self.severity = family, severity
+        return self
+
+    @classmethod
+    def of(cls, name) -> "TestSet":
+        """The key of a test-set name (``"source"``, ``"target@2"``, ``"mnms"``); a TestSet is returned as is."""
+        if isinstance(name, TestSet):
+            return name
+        if isinstance(name, tuple) and len(name) == 2:
+            return cls(*name)
+        family, sep, severity = str(name).partition("@")
+        if not sep:
+            return cls(family, 0)
+        try:
+            value = float(severity)
+        except ValueError:
+            raise ValueError(f"test set {name!r}: expected '<family>@<severity>', e.g. 'target@2'") from None
+        return cls(family, value)
+
+    @property
+    def key(self) -> tuple[str, float]:
+        return self.family, self.severity
+
+    def __reduce__(self):  # pickles (worker processes) keep the fields
+        return TestSet, (self.family, self.severity)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines one task's experiment. CPU-sized defaults; see :mod:`sikd_utils.presets`."""
+
+    task: str = "cardiac"
+    image_size: int = 64
+    base_channels: int = 8  # 64 = the paper's U-Net
+    epochs: int = 20
+    teacher_epochs: int | None = None  # default: same as epochs (also for the control's raw teacher)
+    batch_size: int = 8
+    lr: float = 1e-3
+    distill_weight: float = 2.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # synthetic data (ignored when splits are given); None = the task's default below
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    n_target: int | None = None
+    severities: tuple[float, ...] = (1.0,)
+    shape_shift: bool = True
+    data_seed: int = 0
+    augment: bool = True
+    device: str = "auto"
+    out_dir: str | None = "runs"
+    progress: bool = True
+
+    def __post_init__(self):
+        get_task(self.task)  # unknown task: a clear error now, not later
+        # The case counts stay None when not given, so that dataclasses.replace(config, task=...) (and
+        # run_task(task=...)) picks the new task's defaults; counts() resolves them.
+        for name in COUNT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (the task's default), got {value!r}")
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.severities = tuple(float(s) for s in self.severities)
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+
+    def counts(self) -> dict[str, int]:
+        """Synthetic case counts (train, val, test, target), the task's defaults where not given."""
+        defaults = VOLUME_COUNTS if get_task(self.task).spatial_dims == 3 else IMAGE_COUNTS
+        return {name: int(default if getattr(self, name) is None else getattr(self, name))
+                for name, default in zip(COUNT_FIELDS, defaults)}
+
+    def train_config(self, role: str, seed: int) -> TrainConfig:
+        teacher_like = role in ("teacher", "raw_teacher")
+        epochs = self.teacher_epochs if teacher_like and self.teacher_epochs else self.epochs
+        return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                           distill_weight=self.distill_weight, seed=seed, device=self.device,
+                           progress=self.progress)
+
+    def run_root(self, data_tag: str):
+        """Folder holding this configuration's trained models (None when nothing is saved)."""
+        from pathlib import Path
+
+        if self.out_dir is None:
+            return None
+        return Path(self.out_dir) / self.task / self.run_key(data_tag)
+
+    def run_key(self, data_tag: str) -> str:
+        """Short hash of the settings that change trained weights (not seeds, test sets or device)."""
+        keys = ("task", "image_size", "base_channels", "epochs", "teacher_epochs", "batch_size", "lr",
+                "distill_weight", "augment")
+        payload = json.dumps({k: getattr(self, k) for k in keys} | {"data": data_tag}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:10]
+
+
+@dataclass
+class Splits:
+    """Training, validation and named test sets of Cases (the clean source test set is ``"source"``).
+
+    Test-set names may be given as strings (``"target@1"``) or ``(family, severity)`` pairs; they are
+    stored as :class:`TestSet` keys.
+    """
+
+    train: list[Case]
+    val: list[Case]
+    tests: dict[str, list[Case]]
+    tag: str  # identifies the data for the run hash (e.g. "synthetic:n=24,6,seed=0")
+
+    def __post_init__(self):
+        self.tests = {TestSet.of(name): cases for name, cases in self.tests.items()}
+
+
+def synthetic_splits(config: ExperimentConfig) -> Splits:
+    """Source cases split into train/val/test, plus one target test set per severity and a shape shift."""
+    from .data.synthetic import make_cases
+
+    n = config.counts()
+    n_train, n_val = n["n_train"], n["n_val"]
+    source = make_cases(config.task, "source", n_train + n_val + n["n_test"], config.image_size,
+                        seed=config.data_seed)
+    train_cases = source[:n_train]
+    val_cases = source[n_train : n_train + n_val]
+    tests = {TestSet("clean", 0): source[n_train + n_val :]}
+    for severity in config.severities:
+        tests[TestSet("target", severity)] = make_cases(config.task, "target", n["n_target"], config.image_size,
+                                                        seed=config.data_seed, severity=severity)
+    if config.shape_shift:
+        tests[TestSet("shape_shift", 1)] = make_cases(config.task, "shape_shift", n["n_target"],
+                                                      config.image_size, seed=config.data_seed, severity=1.0)
+    tag = f"synthetic:{n_train},{n_val},seed={config.data_seed}"
+    return Splits(train_cases, val_cases, tests, tag)
+
+
+def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = None,
+                     severities: Sequence[int] = (1, 2, 3, 4, 5)) -> Splits:
+    """Source train/val cases and the shift benchmark's test sets (:mod:`sikd_utils.data.shifts`).
+
+    Test sets: ``("clean", 0)``, ``("target", s)`` and every family of ``families`` (default: the
+    registry's ``benchmark_families(task)`` if it has one, else every family of ``shift_families(task)``;
+    compounds such as ``"gamma+blur"`` are allowed) at every severity. Test cases come from seed ``data_seed + TEST_SEED_OFFSET`` (never
+    a training case); ``n_test`` clean cases and ``n_target`` cases per shifted test set.
+    """
+    from .data import shifts
+    from .data.synthetic import make_cases
+
+    n = config.counts()
+    n_train, n_val = n["n_train"], n["n_val"]
+    source = make_cases(config.task, "source", n_train + n_val, config.image_size, seed=config.data_seed)
+    if families is None:  # the registry's benchmark list (singles and compounds) where it has one
+        listed = getattr(shifts, "benchmark_families", None)
+        families = list(listed(config.task) if listed else shifts.shift_families(config.task))
+    test_seed = config.data_seed + TEST_SEED_OFFSET
+
+    def cases(family, severity):
+        count = n["n_test"] if family == "clean" else n["n_target"]
+        return shifts.shift_cases(config.task, family, severity, count, config.image_size, seed=test_seed)
+
+    tests = {TestSet("clean", 0): cases("clean", 0)}
+    for family in ["target", *[f for f in families if f not in ("clean", "target")]]:
+        for severity in severities:
+            tests[TestSet(family, int(severity))] = cases(family, int(severity))
+    tag = f"synthetic:{n_train},{n_val},seed={config.data_seed}"  # same training data as synthetic_splits
+    return Splits(source[:n_train], source[n_train:], tests, tag)
+
+
+def real_splits(task: str, source_root, target_roots: dict | None = None, val_fraction: float = 0.15,
+                test_fraction: float = 0.15) -> Splits:
+    """Train/val/test Cases from a task's real source dataset, plus its real target datasets as tests.
+
+    Uses the dataset's official splits where it has them (ACDC train/val/test; Synapse and Kvasir
+    train/test, with the last ``val_fraction`` of train held out for validation); otherwise a
+    deterministic split in the loader's order. ``target_roots`` maps a target dataset key (e.g.
+    ``"mnms"``) to its folder; each becomes a test set named after it. All cases are read into memory.
+    """
+    from .data import real
+
+    spec = get_task(task)
+    source = spec.real_source
+    known = set(real.splits_of(source))
+    if {"train", "val", "test"} <= known:
+        parts = [list(real.load(source, source_root, split=s)) for s in ("train", "val", "test")]
+    elif {"train", "test"} <= known:
+        train_all = list(real.load(source, source_root, split="train"))
+        n_val = max(1, round(val_fraction * len(train_all)))
+        parts = [train_all[:-n_val], train_all[-n_val:], list(real.load(source, source_root, split="test"))]
+    else:
+        cases = list(real.load(source, source_root))
+        n_val = max(1, round(val_fraction * len(cases)))
+        n_test = max(1, round(test_fraction * len(cases)))
+        parts = [cases[: len(cases) - n_val - n_test], cases[len(cases) - n_val - n_test : len(cases) - n_test],
+                 cases[len(cases) - n_test :]]
+    if not all(parts):
+        raise ValueError(f"{source} under {source_root}: not enough cases for train/val/test ({[len(p) for p in parts]})")
+    tests = {TestSet("clean", 0): parts[2]}
+    for dataset, root in (target_roots or {}).items():
+        tests[TestSet(dataset, 0)] = list(real.load(dataset, root))
+    tag = f"real:{source}:{len(parts[0])},{len(parts[1])}"
+    return Splits(parts[0], parts[1], tests, tag)
+
+
+def preset_config(preset: str, task: str, **overrides) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` of a named preset (:mod:`sikd_utils.presets`) for ``task``."""
+    from .presets import preset_settings
+
+    s = preset_settings(preset)
+    counts = s["n_volumes"] if get_task(task).spatial_dims == 3 else s["n_images"]
+    values = dict(task=task, image_size=s["image_size"], base_channels=s["base_channels"], epochs=s["epochs"],
+                  teacher_epochs=s["teacher_epochs"], batch_size=s["batch_size"], seeds=tuple(s["seeds"]),
+                  severities=tuple(float(v) for v in s["severities"]),
+                  **dict(zip(COUNT_FIELDS, counts)))
+    return ExperimentConfig(**{**values, **overrides})

@@ -1,0 +1,409 @@
+"""The evidence run: every task × seeds × (baseline, SIKD student, control) on the whole shift benchmark.
+
+    python -m sikd_utils reproduce --preset gpu --max-minutes 9 --workers 8
+
+For each task and seed it trains five roles (teacher on class-wise mean images, baseline, SIKD
+student, and the control's raw-image teacher and student), then tests the three methods on the clean
+source test set, the realistic target at severities 1–5 and every family of the shift benchmark
+(:mod:`sikd_utils.data.shifts`) at severities 1–5 (Dice everywhere, HD95 on clean and target).
+
+Built to run in pieces on a machine lent for minutes:
+
+* **resumable** — model checkpoints after every epoch (``out_dir/<task>/<hash>/seed<k>/<role>/``), a
+  finished (task, seed) leaves a small *part* file (``out_dir/parts/<task>/<hash>/seed<k>.*``), a finished
+  task leaves its results in ``results_dir``; rerunning the same command skips what is done;
+* **time-limited** — ``max_minutes`` stops every worker between epochs (or between test sets) before
+  the limit; the exit status says whether everything is done (0) or a rerun is needed (3);
+* **parallel** — ``workers`` (task, seed) jobs run side by side as processes (one GPU holds many).
+
+Results (committed by the book): ``<task>.csv`` (per-seed scores), ``<task>_training.csv`` (per (seed,
+role) training records with the teacher gate) and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pickle
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, preset_config
+from .data.tasks import TASKS
+
+__all__ = ["ReproduceSettings", "reproduce", "run_job", "load_results", "task_done", "EXIT_DONE",
+           "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
+
+ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
+EVIDENCE_METHODS = ("baseline", "sikd", "control")
+EXIT_DONE, EXIT_UNFINISHED = 0, 3
+SCORE_COLUMNS = ["task", "seed", "method", "family", "severity", "dice", "hd95_mm", "teacher_gate", "n_cases"]
+DISTANCE_FAMILIES = ("clean", "target")  # HD95 only where the results page reports it
+
+
+class TimeUp(Exception):
+    """Raised inside a job when the next epoch or test set would not finish before the deadline."""
+
+
+@dataclass
+class ReproduceSettings:
+    """One evidence run (see the module docstring). ``families=None``: every family of the registry."""
+
+    preset: str = "gpu"
+    tasks: tuple[str, ...] = tuple(TASKS)
+    seeds: tuple[int, ...] | None = None  # None: the preset's seeds
+    out_dir: str = "runs"
+    results_dir: str = "book/results"
+    max_minutes: float | None = None
+    workers: int = 1
+    device: str = "auto"
+    families: tuple[str, ...] | None = None
+    progress: bool = False
+    command: str = ""
+
+    def __post_init__(self):
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {sorted(TASKS)}, got {list(self.tasks)}")
+        self.tasks = tuple(self.tasks)
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
+
+    def config(self, task: str) -> ExperimentConfig:
+        overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
+        return preset_config(self.preset, task, device=self.device, out_dir=self.out_dir,
+                             progress=self.progress, **overrides)
+
+    def severities(self) -> tuple[int, ...]:
+        from .presets import preset_settings
+
+        return tuple(int(s) for s in preset_settings(self.preset)["severities"])
+
+
+# --------------------------------------------------------------------------- files
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _data_tag(config: ExperimentConfig) -> str:
+    n = config.counts()
+    return f"synthetic:{n['n_train']},{n['n_val']},seed={config.data_seed}"  # as benchmark_splits tags it
+
+
+def _part_stem(settings: ReproduceSettings, config: ExperimentConfig, seed: int) -> Path:
+    key = config.run_key(_data_tag(config))
+    return Path(settings.out_dir) / "parts" / config.task / key / f"seed{seed}"
+
+
+def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
+    """The task's benchmark splits, generated once and cached on disk for every worker and piece."""
+    severities = settings.severities()
+    families = settings.families
+    n = config.counts()
+    name = f"benchmark-{config.image_size}px-{n['n_test']}-{n['n_target']}-{'-'.join(map(str, severities))}"
+    if families is not None:
+        name += "-" + "-".join(sorted(families)).replace("+", "_")
+    path = Path(settings.out_dir) / config.task / f"{config.run_key(_data_tag(config))}" / f"{name}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # one process generates, the task's other jobs wait for it and read the file
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if path.exists():
+                try:
+                    with open(path, "rb") as fh:
+                        return pickle.load(fh)
+                except Exception:  # a damaged cache is regenerated
+                    pass
+            splits = benchmark_splits(config, families, severities)
+
+            def write(tmp):
+                with open(tmp, "wb") as fh:
+                    pickle.dump(splits, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+            _write_atomic(path, write)
+            return splits
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- one (task, seed) job
+class _Deadline:
+    """Stops a job between epochs or test sets when the next one would end past ``deadline``."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+        self.epoch_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.epochs, self.trained_seconds = 0, 0.0
+        self._eval_started = None
+
+    def _check(self, next_seconds: float, what: str) -> None:
+        if self.deadline is not None and time.time() + 1.5 * next_seconds + 5 > self.deadline:
+            raise TimeUp(what)
+
+    def after_epoch(self, record: dict) -> None:
+        self.epochs += 1
+        self.trained_seconds += float(record.get("seconds", 0.0))
+        self.epoch_seconds = max(self.epoch_seconds, float(record.get("seconds", 0.0)))
+        self._check(self.epoch_seconds, f"epoch {record.get('epoch')}")
+
+    def summary(self) -> str:
+        """What this piece did, for calibrating the next one."""
+        per = self.trained_seconds / self.epochs if self.epochs else float("nan")
+        return f"{self.epochs} epochs trained in this piece, {per:.1f} s/epoch"
+
+    def before_eval(self, method, key) -> None:
+        now = time.time()
+        if self._eval_started is not None:
+            self.eval_seconds = max(self.eval_seconds, now - self._eval_started)
+        self._check(self.eval_seconds, f"testing {method} on {key}")
+        self._eval_started = time.time()
+
+
+def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float | None = None) -> dict:
+    """Train (or reload) every role of one (task, seed), test the three methods, write the part files.
+
+    Returns ``{"task", "seed", "status"}`` with status "done" (now or before) or "stopped" (deadline).
+    """
+    import pandas as pd
+    import torch
+
+    from .orchestration import METHOD_ROLES, evaluate_methods, seed_scores_of, train_roles
+    from .stats import gate_by_seed
+
+    config = settings.config(task)
+    stem = _part_stem(settings, config, seed)
+    scores_path, training_path = stem.with_suffix(".scores.csv"), stem.with_suffix(".training.csv")
+    if scores_path.exists() and training_path.exists():
+        return {"task": task, "seed": seed, "status": "done", "reused": True}
+    if settings.workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // settings.workers))
+    began = time.time()
+    clock = _Deadline(deadline)
+    try:
+        clock._check(60.0, "start")  # no point starting a job with less than ~a minute and a half left
+        splits = _splits(settings, config)
+        results = train_roles(config, splits, ROLES, seed, callbacks=(clock.after_epoch,))
+        models = {m: results[METHOD_ROLES[m]].model for m in EVIDENCE_METHODS}
+        per_case = evaluate_methods(models, splits, config, seed, before_each=clock.before_eval,
+                                    distances=lambda key: key.family in DISTANCE_FAMILIES)
+    except TimeUp as stop:
+        return {"task": task, "seed": seed, "status": "stopped", "at": f"{stop}; {clock.summary()}"}
+    training = pd.DataFrame([
+        {"task": task, "seed": seed, "role": role, "best_epoch": r.best_epoch, "best_val_dice": r.best_val_dice,
+         "validated_on": "mean images" if role == "teacher" else "raw images", "epochs": len(r.history),
+         "steps": r.extra.get("steps"), "train_seconds": sum(h.get("seconds", 0.0) for h in r.history)}
+        for role, r in results.items()])
+    gate = gate_by_seed(training).iloc[0]
+    flags = {"baseline": "n/a", "sikd": "pass" if gate["teacher_pass"] else "FAIL",
+             "control": "pass" if gate["raw_teacher_pass"] else "FAIL"}
+    training["gate"] = training["role"].map({"teacher": flags["sikd"], "student": flags["sikd"],
+                                             "raw_teacher": flags["control"], "control": flags["control"]})
+    counts = per_case.groupby(["method", "test_set"], sort=False)["case"].nunique()
+    scores = seed_scores_of(per_case).assign(task=task)
+    scores["teacher_gate"] = scores["method"].map(flags)
+    scores["n_cases"] = [int(counts[(m, t)]) for m, t in zip(scores["method"], scores["test_set"])]
+    scores = scores[SCORE_COLUMNS]
+    training["job_seconds"] = time.time() - began
+    _write_atomic(stem.with_suffix(".per_case.csv.gz"), lambda tmp: per_case.to_csv(tmp, index=False, compression="gzip"))
+    _write_atomic(training_path, lambda tmp: training.to_csv(tmp, index=False))
+    _write_atomic(scores_path, lambda tmp: scores.to_csv(tmp, index=False))  # last: marks the job done
+    return {"task": task, "seed": seed, "status": "done", "reused": False, "at": clock.summary()}
+
+
+def _run_job_safely(settings, task, seed, deadline):
+    try:
+        return run_job(settings, task, seed, deadline)
+    except Exception as err:  # one failing job must not take the others down; reported at the end
+        import traceback
+
+        return {"task": task, "seed": seed, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc()}
+
+
+# --------------------------------------------------------------------------- a finished task
+def _provenance_path(settings: ReproduceSettings) -> Path:
+    return Path(settings.results_dir) / "provenance.json"
+
+
+def _read_provenance(settings: ReproduceSettings) -> dict:
+    path = _provenance_path(settings)
+    if path.exists():
+        data = json.loads(path.read_text())
+        if "tasks" in data and isinstance(data["tasks"], dict):
+            return data
+    return {"tasks": {}}
+
+
+def task_done(settings: ReproduceSettings, task: str) -> bool:
+    """Whether ``results_dir`` already holds this task's results for these exact settings and seeds."""
+    config = settings.config(task)
+    entry = _read_provenance(settings)["tasks"].get(task)
+    return (entry is not None and entry.get("run_key") == config.run_key(_data_tag(config))
+            and set(config.seeds) <= set(entry.get("seeds", ())) and entry.get("preset") == settings.preset
+            and (Path(settings.results_dir) / f"{task}.csv").exists())
+
+
+def _finish_task(settings: ReproduceSettings, task: str) -> Path:
+    """Gather a task's part files into ``results_dir`` and record its provenance."""
+    import pandas as pd
+
+    from .orchestration import provenance
+
+    config = settings.config(task)
+    stems = [_part_stem(settings, config, seed) for seed in config.seeds]
+    scores = pd.concat([pd.read_csv(s.with_suffix(".scores.csv")) for s in stems], ignore_index=True)
+    training = pd.concat([pd.read_csv(s.with_suffix(".training.csv")) for s in stems], ignore_index=True)
+    results = Path(settings.results_dir)
+    _write_atomic(results / f"{task}.csv", lambda tmp: scores.to_csv(tmp, index=False))
+    _write_atomic(results / f"{task}_training.csv", lambda tmp: training.to_csv(tmp, index=False))
+    prov = provenance(config, command=settings.command or None)
+    steps = training.groupby("role", sort=False)["steps"].max().astype(int).to_dict()
+    n = config.counts()
+    entry = {**prov, "preset": settings.preset, "run_key": config.run_key(_data_tag(config)),
+             "seeds": list(config.seeds), "image_size": config.image_size, "base_channels": config.base_channels,
+             "batch_size": config.batch_size, "epochs": config.epochs,
+             "teacher_epochs": config.teacher_epochs or config.epochs, "steps_per_role": steps,
+             "cases": {"train": n["n_train"], "val": n["n_val"], "clean_test": n["n_test"],
+                       "shifted_test": n["n_target"]},
+             "test_sets": int(scores[["family", "severity"]].drop_duplicates().shape[0]),
+             "wall_seconds": float(training.groupby("seed")["job_seconds"].max().sum()),
+             "wall_time_note": "summed over (task, seed) jobs, each timed on its first uninterrupted run; "
+                               "jobs ran side by side, so elapsed time was shorter"}
+    data = _read_provenance(settings)
+    data["tasks"][task] = entry
+    data["schema"] = {"<task>.csv": "one row per (task, seed, method, family, severity): Dice (and HD95 in mm on "
+                                    "clean/target) averaged over classes of the per-class mean over cases",
+                      "<task>_training.csv": "one row per (task, seed, role): best epoch, best validation Dice "
+                                             "(teacher on class-wise mean images), optimiser steps, teacher gate"}
+    _write_atomic(_provenance_path(settings), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    old = results / f"gpu_{task}.csv"  # the pre-evidence tables, below scale: replaced now
+    if settings.preset == "gpu" and old.exists():
+        old.unlink()
+    return results / f"{task}.csv"
+
+
+# --------------------------------------------------------------------------- the run
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def reproduce(settings: ReproduceSettings, log=_print) -> int:
+    """Run (or continue) the evidence run; returns :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
+    start = time.time()
+    deadline = start + settings.max_minutes * 60 - 20 if settings.max_minutes else None
+    pending = [t for t in settings.tasks if not task_done(settings, t)]
+    for task in settings.tasks:
+        if task not in pending:
+            log(f"{task}: results already in {settings.results_dir} — skipped")
+    jobs = [(task, seed) for task in pending for seed in settings.config(task).seeds]
+    remaining = {task: set(settings.config(task).seeds) for task in pending}
+    outcomes = []
+
+    def collect(outcome):
+        outcomes.append(outcome)
+        task, seed, status = outcome["task"], outcome["seed"], outcome["status"]
+        detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
+        log(f"{task} seed {seed}: {status}{' (' + detail + ')' if detail else ''} "
+            f"[{(time.time() - start) / 60:.1f} min]")
+        if status == "done":
+            remaining[task].discard(seed)
+            if not remaining[task]:
+                path = _finish_task(settings, task)
+                log(f"{task}: finished — results written to {path}")
+
+    if settings.workers == 1:
+        for task, seed in jobs:
+            collect(_run_job_safely(settings, task, seed, deadline))
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
+            futures = [pool.submit(_run_job_safely, settings, task, seed, deadline) for task, seed in jobs]
+            for future in as_completed(futures):
+                collect(future.result())
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    for outcome in failed:
+        log(outcome["traceback"])
+    unfinished = sorted(task for task in pending if remaining[task])
+    minutes = (time.time() - start) / 60
+    if unfinished:
+        log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to continue"
+            + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
+        return EXIT_UNFINISHED
+    log(f"DONE after {minutes:.1f} min: results of {', '.join(settings.tasks)} in {settings.results_dir}")
+    return EXIT_DONE
+
+
+# --------------------------------------------------------------------------- reading the committed results
+def load_results(results_dir: str | os.PathLike = "book/results"):
+    """The committed evidence: ``(scores, training, provenance)`` of every finished task.
+
+    ``scores`` and ``training`` are empty DataFrames (with their columns) when nothing is committed yet.
+    """
+    import pandas as pd
+
+    folder = Path(results_dir)
+    path = folder / "provenance.json"
+    prov = json.loads(path.read_text()) if path.exists() else {}
+    tasks = [t for t in TASKS if t in prov.get("tasks", {}) and (folder / f"{t}.csv").exists()]
+    scores = [pd.read_csv(folder / f"{t}.csv") for t in tasks]
+    training = [pd.read_csv(folder / f"{t}_training.csv") for t in tasks if (folder / f"{t}_training.csv").exists()]
+    scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
+    training = (pd.concat(training, ignore_index=True) if training else
+                pd.DataFrame(columns=["task", "seed", "role", "best_epoch", "best_val_dice", "gate"]))
+    return scores, training, prov
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(parser) -> None:
+    """The options of ``python -m sikd_utils reproduce``."""
+    from .presets import PRESETS
+
+    parser.add_argument("--preset", default="gpu", choices=sorted(PRESETS),
+                        help="scale of the run (sikd_utils/presets.py); gpu = the evidence scale")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=sorted(TASKS), metavar="TASK",
+                        help=f"tasks to run (default: all five: {' '.join(TASKS)})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
+    parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-seed part files")
+    parser.add_argument("--results-dir", default="book/results", help="where finished tasks' results are written")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop cleanly before this many minutes (rerun the same command to continue)")
+    parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
+    parser.add_argument("--families", nargs="+", default=None,
+                        help="shift families to test (default: every family of each task's registry)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
+
+
+def main(args) -> int:
+    """Run ``python -m sikd_utils reproduce`` with parsed ``args``; returns the exit status."""
+    command = "python -m sikd_utils " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m sikd_utils reproduce"
+    settings = ReproduceSettings(preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
+                                 seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
+                                 results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
+                                 device=args.device, families=tuple(args.families) if args.families else None,
+                                 progress=args.progress, command=command)
+    return reproduce(settings)

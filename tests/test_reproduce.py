@@ -1,0 +1,132 @@
+"""The evidence run end to end at toy scale: resumable, time-limited, tidy files, teacher gate."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from fake_shifts import install
+from sikd_utils import reproduce as rp
+from sikd_utils.configuration import TestSet
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One complete toy evidence run (polyp, two seeds), shared by the tests that only read or reuse it."""
+    mp = pytest.MonkeyPatch()
+    install(mp)
+    root = tmp_path_factory.mktemp("evidence")
+    settings = rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0, 1), out_dir=str(root / "runs"),
+                                    results_dir=str(root / "results"), device="cpu", command="test")
+    messages = []
+    code = rp.reproduce(settings, log=messages.append)
+    yield settings, code, messages
+    mp.undo()
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    install(monkeypatch)
+    return rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0,), out_dir=str(tmp_path / "runs"),
+                                results_dir=str(tmp_path / "results"), device="cpu", command="test")
+
+
+def test_reproduce_writes_tidy_results(finished):
+    settings, code, _ = finished
+    assert code == rp.EXIT_DONE
+    scores, training, prov = rp.load_results(settings.results_dir)
+    assert {"task", "seed", "method", "family", "severity", "dice", "hd95_mm", "teacher_gate"} <= set(scores.columns)
+    assert set(scores["method"]) == {"baseline", "sikd", "control"}
+    # clean at 0, target and every registry family at the preset's severities (tiny: 1 and 5)
+    keys = set(zip(scores["family"], scores["severity"]))
+    assert keys == {("clean", 0)} | {(f, s) for f in ("target", "gamma", "squash") for s in (1, 5)}
+    assert len(scores) == 2 * 3 * len(keys)
+    # HD95 where the page reports it, not on the families (the slow part)
+    assert scores.loc[scores.family.isin(["gamma", "squash"]), "hd95_mm"].isna().all()
+    assert scores.loc[scores.family == "clean", "hd95_mm"].notna().any()
+    assert set(training["role"]) == set(rp.ROLES) and len(training) == 2 * len(rp.ROLES)
+    assert (training["steps"] > 0).all()
+    assert set(training.dropna(subset=["gate"])["gate"]) <= {"pass", "FAIL"}
+    # the flag on each score row is its own seed's gate
+    gates = training.set_index(["seed", "role"])["gate"]
+    for _, row in scores[scores.method == "control"].iterrows():
+        assert row["teacher_gate"] == gates[(row["seed"], "raw_teacher")]
+    entry = prov["tasks"]["polyp"]
+    for key in ("command", "commit", "device", "torch", "precision", "image_size", "base_channels",
+                "steps_per_role", "wall_seconds"):
+        assert key in entry, key
+    assert set(entry["steps_per_role"]) == set(rp.ROLES)
+
+
+def test_finished_tasks_and_seeds_are_reused(finished):
+    settings, _, _ = finished
+    messages = []
+    assert rp.reproduce(settings, log=messages.append) == rp.EXIT_DONE
+    assert any("skipped" in m for m in messages)
+    assert rp.run_job(settings, "polyp", 0)["reused"]
+
+
+def test_cli_reproduce_reuses_parts(finished, tmp_path, capsys):
+    from sikd_utils.__main__ import main
+
+    settings, _, _ = finished
+    code = main(["reproduce", "--preset", "tiny", "--tasks", "polyp", "--seeds", "0", "--out-dir", settings.out_dir,
+                 "--results-dir", str(tmp_path), "--device", "cpu"])
+    assert code == 0
+    assert "DONE" in capsys.readouterr().out
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["tasks"]["polyp"]["seeds"] == [0]
+    assert pd.read_csv(tmp_path / "polyp.csv")["seed"].unique().tolist() == [0]
+
+
+def test_reproduce_stops_at_the_deadline_and_resumes(fresh, monkeypatch):
+    # too little time left: the job does not start
+    assert rp.run_job(fresh, "polyp", 0, deadline=0.0)["status"] == "stopped"
+    # time runs out after the second trained role: checkpoints stay, no part file, exit status 3
+    calls = []
+
+    def after_epoch(self, record):
+        calls.append(record)
+        if len(calls) == 2:
+            raise rp.TimeUp("epoch")
+
+    monkeypatch.setattr(rp._Deadline, "after_epoch", after_epoch)
+    messages = []
+    assert rp.reproduce(fresh, log=messages.append) == rp.EXIT_UNFINISHED
+    assert any("UNFINISHED" in m for m in messages)
+    assert not (rp.Path(fresh.results_dir) / "polyp.csv").exists()
+    assert len(list(rp.Path(fresh.out_dir).glob("polyp/*/seed0/*/best.pt"))) == 2
+    # the rerun trains only the three remaining roles
+    calls.clear()
+    monkeypatch.setattr(rp._Deadline, "after_epoch", lambda self, record: calls.append(record))
+    assert rp.reproduce(fresh, log=messages.append) == rp.EXIT_DONE
+    assert len(calls) == 3
+
+
+def test_parallel_workers_share_the_cached_benchmark(fresh):
+    # workers are fresh processes: they read the benchmark cache the parent wrote (fake registry here)
+    rp._splits(fresh, fresh.config("polyp"))
+    parallel = rp.ReproduceSettings(**{**fresh.__dict__, "workers": 2})
+    assert rp.reproduce(parallel, log=lambda m: None) == rp.EXIT_DONE
+    scores, _, _ = rp.load_results(fresh.results_dir)
+    assert scores["seed"].unique().tolist() == [0]
+
+
+def test_bad_settings_name_the_choices():
+    with pytest.raises(ValueError, match="tasks must be"):
+        rp.ReproduceSettings(tasks=("brain",))
+    with pytest.raises(ValueError, match="workers"):
+        rp.ReproduceSettings(workers=0)
+
+
+def test_test_set_keys_are_typed():
+    key = TestSet("target", 2.0)
+    assert key == "target@2" and key.family == "target" and key.severity == 2 and isinstance(key.severity, int)
+    assert TestSet("clean", 0) == "source" and TestSet.of("source").family == "clean"
+    assert TestSet.of("blur@3").key == ("blur", 3)
+    assert TestSet.of("mnms").key == ("mnms", 0)
+    with pytest.raises(ValueError, match="clean test set"):
+        TestSet("clean", 2)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(key)).key == ("target", 2)
