@@ -178,3 +178,18 @@ def test_env_report_names_the_precision():
     if info["cuda"]:
         major, minor = runtime.cuda_capability("cuda")
         assert info["gpu_capability"] == f"{major}.{minor}"
+
+
+def test_precision_check_script_runs_on_cpu(capsys):
+    """The GPU comparison script at toy scale on the CPU: it must not fail on the lead's H200 for a
+    reason a CPU can catch (arguments, plumbing); its figures only mean something on a GPU."""
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "precision_check.py"))
+    out = script["main"](["--device", "cpu", "--image-size", "32", "--base-channels", "4", "--epochs", "1",
+                          "--batch-size", "8", "--n-train", "2", "--n-val", "1", "--roles", "baseline",
+                          "--seeds", "0", "1", "--precisions", "fp16", "bf16"])
+    assert set(out["dice"]) == {("baseline", "fp16"), ("baseline", "bf16")}
+    assert all(0.0 <= d <= 1.0 for values in out["dice"].values() for d in values)
+    assert "fp16 - bf16" in capsys.readouterr().out
