@@ -3,7 +3,7 @@
 Three places a notebook runs, three outcomes of :func:`ensure`:
 
 * ``"present"``  — the package is importable (a ``make`` environment, a second run on Colab): nothing
-  is installed;
+  is installed (a warning says so when its version is not the notebook's);
 * ``"checkout"`` — the notebook sits in a clone of the repository: ``pip install -e`` of that clone;
 * ``"release"``  — anywhere else (Colab): the tagged release ``v<version>`` from the repository.
 
@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 __all__ = ["KEEP", "ensure", "find_checkout", "pins", "changed_since_import", "RestartNeeded",
@@ -92,7 +93,7 @@ def changed_since_import(modules=None, version_of=importlib.metadata.version) ->
 
 def ensure(repository: str, version: str, *, cwd: str | os.PathLike | None = None,
            package: str = "sikd_utils", distribution: str = "sikd-utils", keep=KEEP,
-           run=subprocess.run, modules=None) -> str:
+           run=subprocess.run, modules=None, version_of=importlib.metadata.version) -> str:
     """Make ``package`` importable; returns ``"present"``, ``"checkout"`` or ``"release"`` (see above).
 
     ``repository`` is ``"owner/name"`` on GitHub and ``version`` the release (tag ``v<version>``);
@@ -101,6 +102,14 @@ def ensure(repository: str, version: str, *, cwd: str | os.PathLike | None = Non
     library changed version.
     """
     if importlib.util.find_spec(package) is not None:
+        try:
+            installed = version_of(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None  # importable from a folder on sys.path, not installed: nothing to compare
+        if installed is not None and installed != version:
+            warnings.warn(f"{distribution} {installed} is installed, the notebook was written for {version}; "
+                          f"it is used as it is (pip install the version you want, then restart, to change it)",
+                          stacklevel=2)
         return "present"
     checkout = find_checkout(cwd if cwd is not None else os.getcwd(), distribution)
     if checkout is not None:

@@ -59,6 +59,11 @@ def test_installed_package_means_nothing_to_do(tmp_path, monkeypatch):
     cwd = _fake_checkout(tmp_path) / "notebooks"
     assert install.ensure("o/r", "1.0", cwd=cwd, package="sikd_fake_installed", run=pip) == "present"
     assert pip.commands == []
+    # another installed version is used as it is, with a warning that names both
+    with pytest.warns(UserWarning, match=r"sikd-utils 0.9 is installed, the notebook was written for 1.0"):
+        assert install.ensure("o/r", "1.0", cwd=cwd, package="sikd_fake_installed", run=pip,
+                              version_of=lambda name: "0.9") == "present"
+    assert pip.commands == []
 
 
 def test_clone_installs_the_checkout_editable_and_pins_kept_libraries(tmp_path, clean_path):
