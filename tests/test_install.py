@@ -57,7 +57,8 @@ def test_installed_package_means_nothing_to_do(tmp_path, monkeypatch):
     pip = FakePip()
     # even inside a checkout: an importable package is left alone
     cwd = _fake_checkout(tmp_path) / "notebooks"
-    assert install.ensure("o/r", "1.0", cwd=cwd, package="sikd_fake_installed", run=pip) == "present"
+    assert install.ensure("o/r", "1.0", cwd=cwd, package="sikd_fake_installed", run=pip,
+                          version_of=lambda name: "1.0") == "present"
     assert pip.commands == []
     # another installed version is used as it is, with a warning that names both
     with pytest.warns(UserWarning, match=r"sikd-utils 0.9 is installed, the notebook was written for 1.0"):
