@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: test book browser-test slow-test ci clean venv
+.PHONY: test book browser-test slow-test ci clean venv sync-notebooks
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ slow-test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m slow tests
 
 ci: test book browser-test slow-test
+
+# Copy the repository URL and version of sikd_utils/_project.py into the notebooks' Colab badges and
+# install cells and into _config.yml (tests/test_install.py fails while any copy disagrees).
+sync-notebooks: $(STAMP)
+	$(BIN)/python scripts/sync_notebooks.py
 
 clean:
 	rm -rf _build

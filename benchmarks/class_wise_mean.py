@@ -12,6 +12,7 @@ import time
 import torch
 
 from sikd_utils.averaging import class_wise_mean
+from sikd_utils.runtime import resolve_device
 
 
 def loop_reference(image, label, num_classes):
@@ -38,14 +39,14 @@ def timed(fn, device, repeats):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--classes", type=int, default=9)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--repeats", type=int, default=20)
     a = p.parse_args()
-    device = torch.device(a.device)
+    device = resolve_device(a.device)
     g = torch.Generator().manual_seed(0)
     image = torch.rand(a.batch, a.channels, a.size, a.size, generator=g).to(device)
     label = torch.randint(0, a.classes, (a.batch, a.size, a.size), generator=g).to(device)

@@ -1,8 +1,10 @@
 """Images per second of one SIKD student step (student forward/backward + frozen teacher forward).
 
 Reference, measured in the same run: fp32, default memory format, no compilation — how the official
-code runs. Compared with what `sikd_utils.train` does on CUDA by default (bf16 autocast +
-channels-last) and with `TrainConfig(compile=True)` added.
+code runs. Compared with what `sikd_utils.train` does on CUDA by default (the precision
+`sikd_utils.runtime.choose_precision` picks: bf16 autocast from compute capability 8.0, fp16 autocast +
+GradScaler below; and channels-last), with the other half precision forced, and with
+`TrainConfig(compile=True)` added.
 
     python benchmarks/train_step.py                      # CPU-sized: base 8, 64 px, batch 8
     python benchmarks/train_step.py --device cuda --base 64 --size 256 --batch 20   # the paper's setting
@@ -11,7 +13,6 @@ channels-last) and with `TrainConfig(compile=True)` added.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import torch
@@ -20,10 +21,11 @@ import torch.nn.functional as F
 from sikd_utils.averaging import class_wise_mean
 from sikd_utils.distill import sikd_loss
 from sikd_utils.models import UNet
+from sikd_utils.runtime import autocast, choose_precision, grad_scaler, resolve_device, set_seed
 
 
-def step_rate(device, base, size, batch, classes, amp, channels_last, compile_, steps, warmup):
-    torch.manual_seed(0)
+def step_rate(device, base, size, batch, classes, precision, channels_last, compile_, steps, warmup):
+    set_seed(0)
     student = UNet(1, classes, base).to(device)
     teacher = UNet(1, classes, base, skip_connections=False).to(device).eval().requires_grad_(False)
     if channels_last:
@@ -35,17 +37,18 @@ def step_rate(device, base, size, batch, classes, amp, channels_last, compile_, 
     y = torch.randint(0, classes, (batch, size, size), device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    scaler = grad_scaler(device, precision)
 
     def one():
-        with autocast:
+        with autocast(device, precision):
             logits, feats = step_model(x)
             with torch.no_grad():
                 _, t_feats = teacher(class_wise_mean(x, y, classes))
             loss = sikd_loss(logits, feats, t_feats, y).total
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     for _ in range(warmup):
         one()
@@ -61,7 +64,7 @@ def step_rate(device, base, size, batch, classes, amp, channels_last, compile_, 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--base", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
@@ -69,19 +72,24 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     cuda = device.type == "cuda"
     warmup = 5 if cuda else 2
     common = dict(device=device, base=args.base, size=args.size, batch=args.batch, classes=args.classes,
                   steps=args.steps, warmup=warmup)
-    rows = [("reference: fp32, NCHW (official code)", step_rate(amp=False, channels_last=False, compile_=False, **common))]
+    rows = [("reference: fp32, NCHW (official code)", step_rate(precision="fp32", channels_last=False, compile_=False, **common))]
     if cuda:
-        rows.append(("sikd_utils default: bf16 + channels-last", step_rate(amp=True, channels_last=True, compile_=False, **common)))
+        auto = choose_precision(device)
+        other = "fp16" if auto == "bf16" else "bf16"
+        rows.append((f"sikd_utils default: {auto} + channels-last", step_rate(precision=auto, channels_last=True, compile_=False, **common)))
+        rows.append((f"forced {other} + channels-last", step_rate(precision=other, channels_last=True, compile_=False, **common)))
         if not args.no_compile:
-            rows.append(("+ torch.compile", step_rate(amp=True, channels_last=True, compile_=True, **{**common, "warmup": 15})))
+            rows.append(("default + torch.compile", step_rate(precision=auto, channels_last=True, compile_=True, **{**common, "warmup": 15})))
     else:
-        rows.append(("channels-last (CPU)", step_rate(amp=False, channels_last=True, compile_=False, **common)))
+        rows.append(("channels-last (CPU)", step_rate(precision="fp32", channels_last=True, compile_=False, **common)))
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    if cuda:
+        name += " (compute capability {}.{})".format(*torch.cuda.get_device_capability(device))
     print(f"{name}; U-Net base {args.base}, {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}")
     reference = rows[0][1]
     for label, rate in rows:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._project import VERSION as __version__
 
-_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "train", "viz")
+_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "runtime", "train", "viz")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

@@ -20,6 +20,7 @@ from .data.tasks import TASKS
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:
     from .experiment import ExperimentConfig
+    from .runtime import PRECISIONS
 
     d = ExperimentConfig()
     parser.add_argument("--task", default=d.task, choices=sorted(TASKS) + ["all"])
@@ -39,6 +40,7 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false")
     parser.add_argument("--data-seed", type=int, default=d.data_seed)
     parser.add_argument("--device", default=d.device)
+    parser.add_argument("--precision", default=d.precision, choices=PRECISIONS, help="auto: bf16 on GPUs of compute capability >= 8.0, fp16 below, fp32 on CPU (default: %(default)s)")
     parser.add_argument("--out-dir", default=d.out_dir)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from .data.case import Case
 from .data.tasks import get_task
+from .runtime import PRECISIONS
 from .train import TrainConfig
 
 __all__ = ["ExperimentConfig", "Splits", "TestSet", "synthetic_splits", "real_splits", "benchmark_splits", "preset_config",
@@ -108,6 +109,7 @@ class ExperimentConfig:
     data_seed: int = 0
     augment: bool = True
     device: str = "auto"
+    precision: str = "auto"  # auto, fp32, fp16 or bf16: see sikd_utils.runtime.choose_precision
     out_dir: str | None = "runs"
     progress: bool = True
 
@@ -123,6 +125,8 @@ class ExperimentConfig:
         self.severities = tuple(float(s) for s in self.severities)
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def counts(self) -> dict[str, int]:
         """Synthetic case counts (train, val, test, target), the task's defaults where not given."""
@@ -135,7 +139,7 @@ class ExperimentConfig:
         epochs = self.teacher_epochs if teacher_like and self.teacher_epochs else self.epochs
         return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                            distill_weight=self.distill_weight, seed=seed, device=self.device,
-                           progress=self.progress)
+                           precision=self.precision, progress=self.progress)
 
     def run_root(self, data_tag: str):
         """Folder holding this configuration's trained models (None when nothing is saved)."""

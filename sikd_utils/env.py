@@ -10,8 +10,10 @@ __all__ = ["report"]
 
 
 def report() -> dict:
-    """Python, torch, MONAI and device facts, with a hint when no GPU is present."""
+    """Python, torch, MONAI and device facts, the precision ``"auto"`` picks, and a hint without a GPU."""
     import torch
+
+    from .runtime import choose_precision, cuda_capability
 
     info = {
         "python": sys.version.split()[0],
@@ -32,7 +34,12 @@ def report() -> dict:
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"
         info["device"] = "cuda"
+        info["gpu_capability"] = "{}.{}".format(*cuda_capability("cuda"))
     else:
         info["device"] = "cpu"
+    info["precision"] = choose_precision(info["device"])
+    if info["precision"] == "fp16":
+        info["precision_note"] = "fp16 autocast + GradScaler: bf16 is not native below compute capability 8.0"
+    if not info["cuda"]:
         info["hint"] = "no GPU: the CPU defaults apply (small U-Nets, 64-px images); on Colab choose a GPU runtime to scale up"
     return info

@@ -21,12 +21,14 @@ def evaluate_cases(
     progress: bool = True,
     predictions: dict | None = None,
     distances: bool = True,
+    precision: str = "auto",
 ) -> ScoreTable:
     """Predict each case (slice by slice, resized as in training) and score it in 3D/2D.
 
     Returns a :class:`~sikd_utils.metrics.ScoreTable` (per-case rows and a per-class summary).
     Pass a dict as ``predictions`` to also collect ``case_id -> predicted label map`` (for figures).
     ``distances=False`` skips HD95 (Dice only: much faster on large shift benchmarks).
+    ``precision`` as in :func:`~sikd_utils.inference.predict_case`.
     """
     from .inference import predict_cases
 
@@ -36,7 +38,7 @@ def evaluate_cases(
 
     def scored():
         for case, pred in predict_cases(model, cases, image_size, batch_size=batch_size, device=device,
-                                        progress=progress):
+                                        progress=progress, precision=precision):
             case.check_classes(spec.num_classes)
             if predictions is not None:
                 predictions[case.case_id] = pred

@@ -19,7 +19,7 @@ from torch import nn
 
 from .data.case import Case
 from .data.slices import as_size, case_slices, resize_images
-from .train import resolve_device
+from .runtime import autocast, resolve_device, resolve_precision
 
 __all__ = ["predict_case", "predict_cases", "check_channels"]
 
@@ -60,24 +60,19 @@ def _eval_mode(model: nn.Module):
             module.training = mode
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (the fast GPU setting of design §6); full float32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def predict_case(
     model: nn.Module,
     case: Case,
     image_size: int | Sequence[int],
     batch_size: int = 16,
     device: str | torch.device | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Predicted int64 label map of ``case``, shaped like ``case.label`` ((H, W) or (H, W, D)).
 
     Each slice (last axis) is resized to ``image_size`` exactly as the training slices were, run through
-    ``model`` in eval mode under ``torch.no_grad()`` (bf16 autocast on CUDA), its logits resized back to
+    ``model`` in eval mode under ``torch.no_grad()`` (autocast at ``precision``: ``"auto"`` as chosen by
+    :func:`sikd_utils.runtime.choose_precision`), its logits resized back to
     (H, W) bilinearly and arg-maxed. ``model`` may return logits or a tuple whose first item is the
     logits (our ``UNet`` returns ``(logits, features)``). ``device=None`` uses the model's device; a
     given ``device`` moves the model there (in place, like ``nn.Module.to``). The model's train/eval
@@ -93,6 +88,7 @@ def predict_case(
     else:
         device = resolve_device(device)
         model.to(device)
+    precision = resolve_precision(precision, device)
 
     images, _ = case_slices(case)  # (N, C, H, W), a view of the case's array
     n, _, h, w = images.shape
@@ -102,7 +98,7 @@ def predict_case(
             # a copy, so a model that writes into its input can never alter the case
             x = images[start : start + batch_size].to(device=device, dtype=torch.float32, copy=True)
             x = resize_images(x, size)
-            with _autocast(device):
+            with autocast(device, precision):
                 out = model(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out
             logits = resize_images(logits.float(), (h, w))
@@ -121,6 +117,7 @@ def predict_cases(
     device: str | torch.device | None = None,
     progress: bool = True,
     desc: str = "predict",
+    precision: str = "auto",
 ) -> Iterator[tuple[Case, np.ndarray]]:
     """Yield ``(case, predict_case(model, case, ...))`` for each case, with a tqdm progress bar.
 
@@ -134,4 +131,5 @@ def predict_cases(
         model.to(resolve_device(device))
         device = None  # moved once; predict_case then follows the model
     for case in tqdm(cases, desc=desc, unit="case", total=total, disable=not progress):
-        yield case, predict_case(model, case, image_size, batch_size=batch_size, device=device)
+        yield case, predict_case(model, case, image_size, batch_size=batch_size, device=device,
+                                  precision=precision)

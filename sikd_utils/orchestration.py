@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 
 from .configuration import ExperimentConfig, Splits, TestSet, synthetic_splits
 from .data.tasks import get_task
-from .train import resolve_device, train, build_model
+from .runtime import resolve_device, resolve_precision
+from .train import train, build_model
 
 __all__ = ["ExperimentResult", "METHOD_ROLES", "TEACHER_OF", "roles_for", "train_roles", "evaluate_methods",
            "seed_scores_of", "run_task", "domain_gap", "provenance"]
@@ -90,12 +91,12 @@ def provenance(config: ExperimentConfig, command: str | None = None) -> dict:
     import torch
 
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        precision = "bf16 autocast, channels-last"
+        precision = f"{precision} autocast, channels-last" if precision != "fp32" else "fp32, channels-last"
     else:
         name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-        precision = "fp32"
     return {"commit": _commit(), "device": name, "torch": torch.__version__, "precision": precision,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": command or f"python -m sikd_utils run --task {config.task} ..."}
@@ -167,7 +168,7 @@ def evaluate_methods(models: dict, splits: Splits, config: ExperimentConfig, see
             if bar is not None:
                 bar.set_postfix_str(f"seed {seed}, testing {method} on {key}")
             table = evaluate_cases(model, cases, spec, config.image_size, device=config.device, progress=False,
-                                   distances=distances(key))
+                                   distances=distances(key), precision=config.precision)
             frames.append(table.per_case.assign(seed=seed, method=method, family=key.family,
                                                 severity=key.severity, test_set=str(key)))
     per_case = pd.concat(frames, ignore_index=True)

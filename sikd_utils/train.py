@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from .averaging import class_wise_mean
 from .distill import DEFAULT_WEIGHT, SIKDLoss, sikd_loss
 from .models import UNet, architecture_of
+from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
 __all__ = [
     "ROLES",
@@ -83,7 +83,7 @@ class TrainConfig:
     distill_weight: float = DEFAULT_WEIGHT
     seed: int = 20
     device: str = "auto"
-    amp: bool | None = None  # None: bf16 autocast on CUDA, off on CPU
+    precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
     channels_last: bool | None = None  # None: on CUDA only
     compile: bool = False  # torch.compile the model (CUDA speed-up; first epoch pays compilation)
     num_workers: int = 0
@@ -97,6 +97,8 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         self.milestones = tuple(int(m) for m in self.milestones)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def scaled_milestones(self) -> list[int]:
         """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
@@ -117,19 +119,6 @@ class TrainResult:
     checkpoint_dir: Path | None = None
     config: TrainConfig | None = None
     extra: dict = field(default_factory=dict)
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_model(
@@ -216,12 +205,6 @@ def _batch(batch, device: torch.device, channels_last: bool) -> tuple[torch.Tens
     return images, labels
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def validation_dice(
     model: UNet,
@@ -230,17 +213,18 @@ def validation_dice(
     mean_images: bool = False,
     batch_size: int = 32,
     device: str | torch.device = "auto",
-    amp: bool | None = None,
+    precision: str = "auto",
 ) -> float:
     """Mean foreground Dice over a validation set of 2D slices (model selection only).
 
     Intersections and sizes are pooled over all slices per class (classes absent everywhere are
     skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
-    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated.
+    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated. ``precision`` as
+    in :class:`TrainConfig`.
     """
     device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     num_classes = num_classes or model.num_classes
-    amp = device.type == "cuda" if amp is None else amp
     was_training = model.training
     model.eval()
     inter = torch.zeros(num_classes, dtype=torch.float64)
@@ -250,7 +234,7 @@ def validation_dice(
             images, labels = _batch(batch, device, channels_last=False)
             if mean_images:
                 images = class_wise_mean(images, labels, num_classes)
-            with _autocast(device, amp):
+            with autocast(device, precision):
                 logits, _ = model(images)
             pred = logits.argmax(1)
             for k in range(1, num_classes):
@@ -332,7 +316,7 @@ def train(
         raise ValueError("train_data is empty")
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    amp = cuda if config.amp is None else config.amp
+    precision = resolve_precision(config.precision, device)
     channels_last = cuda if config.channels_last is None else config.channels_last
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -344,6 +328,7 @@ def train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = grad_scaler(device, precision)  # fp16 only; passes through otherwise
     history: list[dict] = []
     best_dice, best_epoch, best_state = float("-inf"), 0, None
     start = 0
@@ -353,6 +338,8 @@ def train(
         _check_resumable(ckpt, config, model)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         history = list(ckpt["history"])
         start = int(ckpt["epoch"])
         best_dice, best_epoch = float(ckpt["best_val_dice"]), int(ckpt["best_epoch"])
@@ -401,7 +388,7 @@ def train(
         bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
         for batch in loader:
             images, labels = _batch(batch, device, channels_last)
-            with _autocast(device, amp):
+            with autocast(device, precision):
                 if config.role == "teacher":
                     images = class_wise_mean(images, labels, num_classes)
                 logits, features = step_model(images)
@@ -420,8 +407,9 @@ def train(
                     "for NaN/inf or lower the learning rate"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            optimizer.step()
+            scaler.scale(loss.total).backward()
+            scaler.step(optimizer)
+            scaler.update()
             n = images.shape[0]
             seen += n
             for key, value in zip(("loss", "ce", "mse"), loss):
@@ -431,7 +419,7 @@ def train(
         val = float("nan")
         if has_val:
             val = validation_dice(model, val_data, num_classes, mean_images=config.role == "teacher",
-                                  batch_size=config.batch_size, device=device, amp=amp)
+                                  batch_size=config.batch_size, device=device, precision=precision)
         record = {"epoch": epoch + 1, "lr": lr, **{k: v / seen for k, v in sums.items()}, "val_dice": val,
                   "seconds": time.perf_counter() - began}
         history.append(record)
@@ -442,7 +430,8 @@ def train(
         if folder is not None:
             if improved:
                 _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
-            _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict()}, folder / LAST)
+            _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict(),
+                              "scaler": scaler.state_dict()}, folder / LAST)
         bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}, loss {record['loss']:.4f}, val Dice {val:.3f}")
         for callback in callbacks:
             callback(record)

@@ -31,8 +31,12 @@ def test_failing_notebooks_fail_the_build():
 
 
 def test_repository_url_is_written_once():
-    """The repository URL lives in _config.yml (and the notebooks, which Colab opens standalone)."""
+    """The repository URL lives in sikd_utils/_project.py; _config.yml and the notebooks (which Colab
+    opens standalone) carry copies that scripts/sync_notebooks.py writes and tests/test_install.py checks."""
+    from sikd_utils._project import URL
+
     url = _config()["repository"]["url"]
+    assert url == URL, "run `make sync-notebooks` after changing sikd_utils/_project.py"
     try:
         tracked = subprocess.run(
             ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
@@ -47,7 +51,8 @@ def test_repository_url_is_written_once():
                 holders.append(name)
     # notebooks must carry it too (Colab badge, install cell); tests/test_notebooks.py checks they match
     others = [h for h in holders if not (h.startswith("notebooks/") and h.endswith(".ipynb"))]
-    assert others == ["_config.yml"], f"{url} written in {others}; keep it in _config.yml only"
+    assert others == ["_config.yml", "sikd_utils/_project.py"], (
+        f"{url} written in {others}; keep it in sikd_utils/_project.py (copied into _config.yml)")
 
 
 def test_api_docstrings_build_without_warnings(tmp_path):

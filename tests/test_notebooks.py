@@ -46,13 +46,15 @@ def test_notebook_structure(path):
     cells = nb.cells
     # 1. title + badge pointing at this very file
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
-    badge = f"https://colab.research.google.com/github/{_repo()}/blob/main/notebooks/{path.name}"
+    from sikd_utils._project import TAG  # badges open the release the install cell installs
+
+    badge = f"https://colab.research.google.com/github/{_repo()}/blob/{TAG}/notebooks/{path.name}"
     assert f"]({badge})" in cells[0].source, f"Colab badge must link to {badge}"
     assert "Time to run" in cells[0].source
-    # 2. guarded install that never touches torch or numpy
+    # 2. guarded install that never touches torch or numpy (tests/test_install.py checks the rest)
     install = cells[1].source
     assert cells[1].cell_type == "code" and "find_spec(\"sikd_utils\")" in install
-    assert f"git+https://github.com/{_repo()}" in install
+    assert f'REPOSITORY, VERSION = "{_repo()}"' in install
     statements = "\n".join(line for line in install.splitlines() if not line.lstrip().startswith("#"))
     assert not re.search(r"\b(torch|numpy)\b", statements), "the install cell must not install torch or numpy"
     # 3. exactly one parameters cell, a code cell, right after the install
