@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: test book browser-test slow-test ci clean venv sync-notebooks
+.PHONY: test book browser-test slow-test ci clean venv sync-notebooks student-notebooks figures
 
 venv: $(STAMP)
 
@@ -33,6 +33,14 @@ book: $(STAMP)
 browser-test: book
 	bash .ci/install-chromium
 	$(BIN)/python -m pytest -m browser tests
+
+# Copies of the notebooks without the cells tagged `solution`, for handing out (not committed).
+student-notebooks: $(STAMP)
+	$(BIN)/python book/student_notebooks.py notebooks _build/student-notebooks
+
+# Redraw the explanatory figures under book/figures/ (commit the result).
+figures: $(STAMP)
+	$(BIN)/python book/figures.py
 
 # Longer evidence checks (e.g. the synthetic domain gap is real), run by .ci/run.
 slow-test: $(STAMP)

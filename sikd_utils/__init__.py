@@ -14,7 +14,8 @@ import importlib
 
 from ._project import VERSION as __version__
 
-_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "runtime", "train", "viz")
+_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "runtime", "train", "viz",
+               "lesson", "diagrams")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

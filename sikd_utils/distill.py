@@ -1,15 +1,21 @@
-"""The SIKD student loss: cross-entropy on labels plus λ · MSE to the frozen teacher's features."""
+"""The SIKD student loss — cross-entropy on labels plus λ · MSE to the frozen teacher's features — and
+:func:`sikd_step`, one whole training step: the function notebook 04 prints and ``train()`` runs."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SIKDLoss", "sikd_loss", "DEFAULT_WEIGHT"]
+from .averaging import class_wise_mean
+
+__all__ = ["SIKDLoss", "sikd_loss", "sikd_step", "check_finite", "DEFAULT_WEIGHT"]
 
 DEFAULT_WEIGHT = 2.0  # λ in the paper and the official code
+# loss scaling is for fp16 training only (train() passes its own scaler); disabled, it passes straight through
+NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)
 
 
 class SIKDLoss(NamedTuple):
@@ -45,3 +51,31 @@ def sikd_loss(
     ce = F.cross_entropy(student_logits.float(), target.long())
     mse = F.mse_loss(student_features.float(), teacher_features.detach().float())
     return SIKDLoss(ce + weight * mse, ce, mse)
+
+
+def check_finite(loss: SIKDLoss) -> None:
+    """Stop before an update that would spread NaN or inf into every weight."""
+    if not torch.isfinite(loss.total):
+        raise FloatingPointError(f"the loss became {loss.total.item()}: check the data for NaN/inf "
+                                 "or lower the learning rate")
+
+
+def sikd_step(student, teacher, optimizer, images, labels, weight=DEFAULT_WEIGHT, autocast=contextlib.nullcontext,
+              teacher_input=class_wise_mean, scaler=NO_SCALING):
+    """One SIKD training step on a batch of raw ``images`` and their ``labels``; returns the loss parts.
+
+    ``teacher_input`` builds what the teacher sees: the class-wise mean image (the plain
+    feature-distillation control passes the raw images through instead).
+    """
+    with autocast():  # bf16 or fp16 on a GPU; does nothing on a CPU
+        with torch.no_grad():  # the teacher is frozen (and in eval mode): no gradients reach it
+            mean_images = teacher_input(images, labels, teacher.num_classes)  # shape + intensity only
+            _, teacher_features = teacher(mean_images)  # output of its last decoder block
+        logits, student_features = student(images)  # the ordinary U-Net sees the raw images
+        loss = sikd_loss(logits, student_features, teacher_features, labels, weight)  # CE + λ·MSE
+    check_finite(loss)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss.total).backward()  # gradients reach the student only (scaled under fp16)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss

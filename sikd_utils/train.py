@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import tempfile
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .averaging import class_wise_mean
-from .distill import DEFAULT_WEIGHT, SIKDLoss, sikd_loss
+from .distill import DEFAULT_WEIGHT, SIKDLoss, check_finite, sikd_step
 from .models import UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
@@ -249,6 +250,28 @@ def validation_dice(
     return float((2 * inter[1:][present] / total[1:][present]).mean())
 
 
+def _raw_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The control's teacher input: the raw images themselves."""
+    return images
+
+
+def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_images: bool, autocast,
+                     scaler) -> SIKDLoss:
+    """One cross-entropy step: the teacher's (on class-wise mean images) or the baseline's (raw images)."""
+    with autocast():
+        if mean_images:
+            images = class_wise_mean(images, labels, num_classes)
+        logits, _ = model(images)
+        ce = F.cross_entropy(logits.float(), labels)
+        loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
+    check_finite(loss)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
 def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
     if teacher is None:
         raise ValueError("roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path)")
@@ -388,28 +411,18 @@ def train(
         bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
         for batch in loader:
             images, labels = _batch(batch, device, channels_last)
-            with autocast(device, precision):
-                if config.role == "teacher":
-                    images = class_wise_mean(images, labels, num_classes)
-                logits, features = step_model(images)
-                if config.role in DISTILLED_ROLES:
-                    # the control's teacher sees the raw image; SIKD's sees the class-wise mean image
-                    teacher_in = class_wise_mean(images, labels, num_classes) if config.role == "student" else images
-                    with torch.no_grad():
-                        _, teacher_features = teacher_net(teacher_in)
-                    loss = sikd_loss(logits, features, teacher_features, labels, config.distill_weight)
+            step_autocast = functools.partial(autocast, device, precision)
+            try:
+                if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
+                    # SIKD's teacher sees the class-wise mean image; the control's sees the raw image
+                    teacher_input = class_wise_mean if config.role == "student" else _raw_images
+                    loss = sikd_step(step_model, teacher_net, optimizer, images, labels, config.distill_weight,
+                                     step_autocast, teacher_input, scaler)
                 else:
-                    ce = F.cross_entropy(logits.float(), labels)
-                    loss = SIKDLoss(ce, ce, torch.zeros((), device=device))
-            if not torch.isfinite(loss.total):
-                raise FloatingPointError(
-                    f"{config.role} loss became {loss.total.item()} at epoch {epoch + 1}: check the data "
-                    "for NaN/inf or lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
+                    loss = _supervised_step(step_model, optimizer, images, labels, num_classes,
+                                            config.role == "teacher", step_autocast, scaler)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: {err}") from None
             n = images.shape[0]
             seen += n
             for key, value in zip(("loss", "ce", "mse"), loss):

@@ -19,7 +19,7 @@ __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
     "case_browser", "class_toggle", "figure_png", "glue", "last_decoder_features", "busiest_slice",
-    "show_worst_cases", "shift_gallery",
+    "show_worst_cases", "shift_gallery", "shift_grid", "shift_browser",
 ]
 
 
@@ -162,14 +162,22 @@ def show_mean_image(case: Case, task: str | TaskSpec, classes: Sequence[int] | N
     return fig
 
 
-def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] = ("loss", "ce", "mse", "val_dice")):
-    """One panel per logged quantity, one line per run (e.g. teacher / baseline / student)."""
+def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] = ("loss", "ce", "mse", "val_dice"),
+                   ncols: int | None = None):
+    """One panel per logged quantity, one line per run (e.g. teacher / baseline / student).
+
+    Panels fill rows of ``ncols`` (default: all in one row); four curves read best as a 2 × 2 grid.
+    """
     import matplotlib.pyplot as plt
 
     keys = [k for k in keys if any(k in r and np.isfinite(r[k]) and (k != "mse" or r[k] > 0)
                                    for h in histories.values() for r in h)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 2.8), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    ncols = max(1, min(ncols or len(keys), len(keys)))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for name, history in histories.items():
             xs = [r["epoch"] for r in history if np.isfinite(r.get(key, np.nan)) and (key != "mse" or r[key] > 0)]
             ys = [r[key] for r in history if np.isfinite(r.get(key, np.nan)) and (key != "mse" or r[key] > 0)]
@@ -180,7 +188,7 @@ def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] 
         ax.set_xlabel("epoch")
         if key in ("loss", "ce", "mse"):
             ax.set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -550,8 +558,72 @@ def method_curves(summary, family: str = "target", title: str | None = None, ax=
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def _shift_panels(cases, predictions, scores, spec, test_set: str, index: int):
+    """(picture, title) panels for case ``index`` of ``test_set``: image, truth, each method's prediction."""
+    case = cases[test_set][min(index, len(cases[test_set]) - 1)]
+    z = busiest_slice(case)
+    image, label = middle_slice(case, z)
+    pick = (lambda a: a[..., z]) if z is not None else (lambda a: a)
+    panels = [(display_image(image), test_set), (label_overlay(image, label, spec), "truth")]
+    for method, store in predictions[test_set].items():
+        score = scores.get((test_set, method, case.case_id)) if scores else None
+        title = method if score is None else f"{method} {score:.2f}"
+        panels.append((label_overlay(image, pick(store[case.case_id]), spec), title))
+    return panels
+
+
+def shift_grid(cases: Mapping[str, Sequence[Case]], predictions: Mapping[str, Mapping[str, Mapping]],
+               task: str | TaskSpec, index: int = 0, scores: Mapping | None = None):
+    """Small multiples, one row per test set (e.g. source, then rising shift severity): image, truth and
+    each method's prediction for case ``index`` of every set — the static twin of :func:`shift_browser`.
+
+    ``predictions`` maps test set → method → case_id → label map (already computed: nothing is
+    predicted here); ``scores`` optionally maps (test set, method, case_id) → Dice for the titles.
+    """
+    spec = get_task(task)
+    names = list(cases)
+    rows = [_shift_panels(cases, predictions, scores, spec, name, index) for name in names]
+    fig, axes = _axes_grid(len(rows), len(rows[0]))
+    for row_axes, panels in zip(axes, rows):
+        for ax, (picture, title) in zip(row_axes, panels):
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def shift_browser(cases: Mapping[str, Sequence[Case]], predictions: Mapping[str, Mapping[str, Mapping]],
+                  task: str | TaskSpec, scores: Mapping | None = None):
+    """A slider over the test sets (shift severity) and one over cases, showing precomputed predictions.
+
+    Callbacks only redraw: every prediction was computed before (see :func:`shift_grid` for arguments).
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    spec = get_task(task)
+    names = list(cases)
+    shift = widgets.SelectionSlider(options=names, value=names[0], description="test set",
+                                    layout=widgets.Layout(width="420px"))
+    case_i = widgets.IntSlider(0, 0, max(len(v) for v in cases.values()) - 1, description="case")
+    picture = widgets.Image(format="png")
+
+    def redraw(*_):
+        panels = _shift_panels(cases, predictions, scores, spec, shift.value, case_i.value)
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4), squeeze=False)
+        for ax, (pic, title) in zip(axes[0], panels):
+            ax.imshow(pic, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        fig.tight_layout()
+        picture.value = figure_png(fig)
+
+    shift.observe(redraw, names="value")
+    case_i.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([shift, case_i]), picture])
 
 
 __all__ += ["fingerprint_heatmap", "delta_vs_paper", "method_curves", "METHOD_STYLE"]
