@@ -84,7 +84,7 @@ def pipeline_figure(task: str = "cardiac"):
     ax.text(0.05, 2.5, "Stage 2 · distil into the student (teacher frozen)", fontsize=10, fontweight="bold", va="top")
     _thumb(fig, ax, image, 0.75, 1.0, 0.9)
     ax.text(0.75, 0.4, "same augmented x", ha="center", fontsize=8)
-    _box(ax, 3.0, 1.85, 1.6, 0.6, "class-wise mean x̄", _MEAN, fontsize=8)
+    _box(ax, 3.0, 1.85, 1.6, 0.6, "class-wise mean x̄\n(of x, with label y)", _MEAN, fontsize=8)
     _box(ax, 5.1, 1.85, 1.7, 0.6, "teacher T (frozen,\neval, no grad)", _TEACHER, fontsize=8)
     _box(ax, 3.9, 0.7, 2.2, 0.7, "student S\nordinary U-Net", _STUDENT)
     _arrow(ax, (1.2, 1.25), (2.2, 1.85))

@@ -31,11 +31,11 @@ def lesson_config(preset: str, task: str = "cardiac", seed: int = 0, device: str
     needs placeholder values for test sets it does not use.
     """
     settings = preset_settings(preset)
-    counts = settings.pop("n_volumes") if get_task(task).spatial_dims == 3 else settings.pop("n_images")
-    settings.pop("n_images", None)
-    fields = dict(settings, task=task, seeds=(int(seed),), device=device, out_dir=output_dir,
-                  **dict(zip(("n_train", "n_val", "n_test", "n_target"), counts)))
+    counts = settings["n_volumes"] if get_task(task).spatial_dims == 3 else settings["n_images"]
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    fields = {k: v for k, v in settings.items() if k in known}  # other keys serve other tools
+    fields.update(task=task, seeds=(int(seed),), device=device, out_dir=output_dir,
+                  **dict(zip(("n_train", "n_val", "n_test", "n_target"), counts)))
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"overrides {unknown} are not experiment settings; expected some of {sorted(known)}")
