@@ -1,5 +1,6 @@
 """The SIKD student loss — cross-entropy on labels plus λ · MSE to the frozen teacher's features — and
-:func:`sikd_step`, one whole training step: the function notebook 04 prints and ``train()`` runs."""
+:func:`sikd_step`, one whole training step: the function notebook 04 prints and ``train()`` runs. Its
+``teacher_input`` is the class-wise mean; the plain feature-distillation control passes the raw images."""
 
 from __future__ import annotations
 
@@ -62,11 +63,7 @@ def check_finite(loss: SIKDLoss) -> None:
 
 def sikd_step(student, teacher, optimizer, images, labels, weight=DEFAULT_WEIGHT, autocast=contextlib.nullcontext,
               teacher_input=class_wise_mean, scaler=NO_SCALING):
-    """One SIKD training step on a batch of raw ``images`` and their ``labels``; returns the loss parts.
-
-    ``teacher_input`` builds what the teacher sees: the class-wise mean image (the plain
-    feature-distillation control passes the raw images through instead).
-    """
+    """One SIKD training step on raw ``images`` and their ``labels``; returns the loss parts."""
     with autocast():  # bf16 or fp16 on a GPU; does nothing on a CPU
         with torch.no_grad():  # the teacher is frozen (and in eval mode): no gradients reach it
             mean_images = teacher_input(images, labels, teacher.num_classes)  # shape + intensity only
