@@ -1,6 +1,7 @@
 """The SIKD student loss — cross-entropy on labels plus λ · MSE to the frozen teacher's features — and
 :func:`sikd_step`, one whole training step: the function notebook 04 prints and ``train()`` runs. Its
-``teacher_input`` is the class-wise mean; the plain feature-distillation control passes the raw images."""
+``teacher_input`` is the class-wise mean; the plain feature-distillation control passes the raw images.
+``scaler`` is the fp16 loss scaler of :mod:`sikd_utils.runtime` (a no-op in every other precision)."""
 
 from __future__ import annotations
 
