@@ -39,6 +39,19 @@ def sikd_loss(
     gradients flow into the student only. ``target`` is (B, H, W) or (B, 1, H, W) class indices.
     Features are the last decoder block's outputs (no adapter: the two must have the same shape).
     """
+    from .checks import check_float
+
+    for name, value in (("student_logits", student_logits), ("student_features", student_features),
+                        ("teacher_features", teacher_features), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"sikd_loss: {name} must be a torch.Tensor, got {type(value).__name__}")
+    weight = check_float("sikd_loss weight (λ)", weight, 0.0)
+    if student_logits.ndim != 4:
+        raise ValueError(f"sikd_loss: student_logits must be (B, classes, H, W), got shape "
+                         f"{tuple(student_logits.shape)}")
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise TypeError(f"sikd_loss: target must hold integer class indices, got dtype {target.dtype} "
+                        "(a float target would be truncated to class indices)")
     if student_features.shape != teacher_features.shape:
         raise ValueError(
             f"student features {tuple(student_features.shape)} and teacher features "
@@ -50,6 +63,10 @@ def sikd_loss(
         raise ValueError(
             f"target shape {tuple(target.shape)} does not match logits {tuple(student_logits.shape)}"
         )
+    num_classes = student_logits.shape[1]
+    if ((target < 0) | (target >= num_classes)).any():
+        raise ValueError(f"sikd_loss: target values must lie in [0, {num_classes}) (the logits' classes), "
+                         f"found [{int(target.min())}, {int(target.max())}]")
     ce = F.cross_entropy(student_logits.float(), target.long())
     mse = F.mse_loss(student_features.float(), teacher_features.detach().float())
     return SIKDLoss(ce + weight * mse, ce, mse)

@@ -34,6 +34,8 @@ def _as_numpy(x) -> np.ndarray:
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice of two boolean masks; NaN when both are empty (see module docs)."""
     pred, truth = _as_numpy(pred).astype(bool), _as_numpy(truth).astype(bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"dice: prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
     total = pred.sum() + truth.sum()
     if total == 0:
         return float("nan")
@@ -61,11 +63,11 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = 
     pred, truth = _as_numpy(pred).astype(bool), _as_numpy(truth).astype(bool)
     if pred.shape != truth.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
+    spacing = [1.0] * pred.ndim if spacing is None else [float(s) for s in spacing]
+    if len(spacing) != pred.ndim or not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"hd95: spacing {spacing} must give one positive value (mm) per axis of shape {pred.shape}")
     if not pred.any() or not truth.any():
         return float("nan")
-    spacing = [1.0] * pred.ndim if spacing is None else [float(s) for s in spacing]
-    if len(spacing) != pred.ndim:
-        raise ValueError(f"spacing {spacing} needs one value per spatial axis of shape {pred.shape}")
     return float(np.percentile(_surface_distances(pred, truth, spacing), 95))
 
 
@@ -80,6 +82,9 @@ def score_case(
     ``empty`` ("none", "pred", "truth" or "both") so undefined values can be traced.
     ``distances=False`` skips HD95 (NaN), the slow part, where only Dice is reported.
     """
+    from .checks import check_int
+
+    num_classes = check_int("num_classes", num_classes, 2)
     pred, label = _as_numpy(pred), _as_numpy(label)
     if pred.shape != label.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from label shape {label.shape}")
@@ -91,7 +96,7 @@ def score_case(
         if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
             raise ValueError(f"{name} values must lie in [0, {num_classes}), found [{arr.min()}, {arr.max()}]")
     spacing = [1.0] * pred.ndim if spacing is None else [float(s) for s in spacing]
-    if len(spacing) != pred.ndim or any(not s > 0 for s in spacing):
+    if len(spacing) != pred.ndim or any(not (np.isfinite(s) and s > 0) for s in spacing):
         raise ValueError(f"spacing {spacing} must give one positive value per axis of shape {pred.shape}")
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(f"class_names has {len(class_names)} entries, expected {num_classes}")
@@ -168,6 +173,11 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
     from scipy import stats
 
+    from .checks import check_float
+
+    check_float("confidence", confidence, 0.0, 1.0, strict_minimum=True)
+    if confidence == 1.0:
+        raise ValueError("confidence must lie in (0, 1), got 1.0")
     values = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
     if values.size == 0:
         return float("nan"), float("nan")

@@ -315,15 +315,20 @@ class SliceDataset(Dataset):
         foreground_only: bool = True,
         seed: int = 0,
     ):
+        from ..checks import check_int
+
+        if isinstance(cases, (Case, str, bytes)) or not isinstance(cases, Iterable):
+            raise TypeError(f"SliceDataset needs an iterable of Case objects, got {type(cases).__name__}")
         cases = list(cases)
         if not cases:
             raise ValueError("SliceDataset needs at least one case")
+        wrong = [(i, type(c).__name__) for i, c in enumerate(cases) if not isinstance(c, Case)]
+        if wrong:
+            raise TypeError(f"SliceDataset needs Case objects; item {wrong[0][0]} is a {wrong[0][1]}")
         self.image_size = as_size(image_size)
         self.augment = bool(augment)
         self.foreground_only = bool(foreground_only)
-        self.seed = operator.index(seed)
-        if self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        self.seed = check_int("SliceDataset seed", seed, 0)
         channels = {case.image.shape[0] for case in cases}
         if len(channels) > 1:
             counts = {c: [case.case_id for case in cases if case.image.shape[0] == c][:3] for c in channels}
@@ -394,6 +399,19 @@ class SliceDataset(Dataset):
             image, label = apply_affine(image, label.to(torch.int64), matrix)
         case_id, z = self.slice_index[i]
         return {"image": image, "label": label, "case_id": case_id, "slice": z}
+
+    def fingerprint(self) -> str:
+        """Digest of what training sees: the stored slices and the augmentation settings.
+
+        Recorded in checkpoints by :func:`sikd_utils.train.train`, so a run is never resumed (or a
+        finished one returned) on other data. Cached: the tensors do not change after construction.
+        """
+        if getattr(self, "_fingerprint", None) is None:
+            from .identity import digest_arrays
+
+            settings = (self.image_size, self.augment, self.foreground_only, self.seed, self.slice_index)
+            self._fingerprint = digest_arrays([self.images.numpy(), self.labels.numpy()], repr(settings))
+        return self._fingerprint
 
     def resize_scale(self, index: int) -> tuple[float, float]:
         """(resized / raw) size per axis of item ``index``: the precomputed resize's scaling."""

@@ -69,10 +69,14 @@ TASKS: dict[str, TaskSpec] = {
 
 
 def get_task(task: str | TaskSpec) -> TaskSpec:
-    """Look a task up by key, with an error that lists the valid keys."""
+    """Look a task up by key, with an error that lists the valid keys (a KeyError that is also a ValueError)."""
+    from ..checks import UnknownNameError
+
     if isinstance(task, TaskSpec):
         return task
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a task key (str) or a TaskSpec, got {task!r}")
     try:
         return TASKS[task]
     except KeyError:
-        raise KeyError(f"unknown task {task!r}; choose one of {sorted(TASKS)}") from None
+        raise UnknownNameError(f"unknown task {task!r}; choose one of {sorted(TASKS)}") from None

@@ -70,9 +70,13 @@ def task_of(dataset: str) -> str:
 
 
 def _check_dataset(dataset: str) -> str:
-    key = str(dataset).strip().lower().replace("-", "_")  # 'ACDC', 'cvc-clinicdb' are fine too
+    from ...checks import UnknownNameError
+
+    if not isinstance(dataset, str):
+        raise TypeError(f"dataset must be a dataset key (str), got {dataset!r}")
+    key = dataset.strip().lower().replace("-", "_")  # 'ACDC', 'cvc-clinicdb' are fine too
     if key not in _DATASETS:
-        raise KeyError(f"unknown dataset {dataset!r}; choose one of {list(_DATASETS)}")
+        raise UnknownNameError(f"unknown dataset {dataset!r}; choose one of {list(_DATASETS)}")
     return key
 
 
