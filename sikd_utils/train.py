@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .averaging import class_wise_mean
+from .checks import check_bool, check_float, check_int, check_writable_dir
+from .data.identity import describe_identity, differences
 from .distill import DEFAULT_WEIGHT, SIKDLoss, check_finite, sikd_step
 from .models import UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
@@ -57,6 +59,8 @@ __all__ = [
     "validation_dice",
     "set_seed",
     "resolve_device",
+    "check_device",
+    "remove_stale_temporaries",
     "CHECKPOINT_FORMAT",
 ]
 
@@ -93,13 +97,23 @@ class TrainConfig:
     def __post_init__(self):
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        self.milestones = tuple(int(m) for m in self.milestones)
+        self.epochs = check_int("epochs", self.epochs, 1)
+        self.batch_size = check_int("batch_size", self.batch_size, 1)
+        self.lr = check_float("lr", self.lr, 0.0, strict_minimum=True)
+        self.weight_decay = check_float("weight_decay", self.weight_decay, 0.0)
+        self.gamma = check_float("gamma (learning-rate decay factor)", self.gamma, 0.0, 1.0, strict_minimum=True)
+        self.distill_weight = check_float("distill_weight", self.distill_weight, 0.0)
+        self.seed = check_int("seed", self.seed, 0)
+        self.num_workers = check_int("num_workers", self.num_workers, 0)
+        if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Iterable):
+            raise TypeError(f"milestones must be a sequence of epoch numbers, got {self.milestones!r}")
+        self.milestones = tuple(check_int("milestones entry", m, 0) for m in self.milestones)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.channels_last is not None:
+            check_bool("channels_last", self.channels_last)
+        check_bool("compile", self.compile)
+        check_device(self.device)
 
     def scaled_milestones(self) -> list[int]:
         """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
@@ -122,6 +136,20 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+def check_device(device: str | torch.device) -> None:
+    """Refuse a device string torch cannot parse (``"gpu"``, ``"cuda:x"``) before any work starts."""
+    if isinstance(device, torch.device) or device == "auto":
+        return
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', a device string such as 'cpu' or 'cuda:0', or a torch.device, "
+                        f"got {device!r}")
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda', 'cuda:0', "
+                         f"'mps'") from None
+
+
 def build_model(
     role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None
 ) -> UNet:
@@ -134,8 +162,27 @@ def build_model(
 
 
 # --------------------------------------------------------------------------- checkpoints
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
+
+    The folder is fsynced after the rename so the new name survives a power cut; a process killed
+    mid-write (SIGKILL skips the cleanup below) leaves a ``.<name>.*.tmp`` file, which
+    :func:`remove_stale_temporaries` deletes when training next starts in that folder.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -144,10 +191,28 @@ def _save_atomic(obj: dict, path: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete half-written checkpoint files left by a killed run in ``folder``; returns what was removed.
+
+    Only our own pattern (``.last.pt.*.tmp``, ``.best.pt.*.tmp``) is touched. Call it only when no
+    other process trains into the same folder (one run per folder, as :func:`train` assumes).
+    """
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for name in (LAST, BEST):
+            for stale in folder.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+                    removed.append(stale)
+    return removed
 
 
 def _load_checkpoint(path: str | os.PathLike) -> dict:
@@ -272,9 +337,28 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_im
     return loss
 
 
-def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
+def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student") -> None:
+    """Everything about the teacher that can be checked before training starts."""
     if teacher is None:
-        raise ValueError("roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path)")
+        raise ValueError(f"role {role!r} needs a trained teacher (a UNet or a checkpoint path)")
+    if isinstance(teacher, torch.nn.Module):
+        if not isinstance(teacher, UNet):
+            raise TypeError(f"teacher must be a sikd_utils UNet or a checkpoint path, got {type(teacher).__name__}")
+        if teacher.skip_connections:
+            raise ValueError("teacher is a UNet with skip connections; SIKD's teacher (and the control's "
+                             "raw_teacher) must be skip-free (build_model('teacher', ...) or "
+                             "UNet(..., skip_connections=False))")
+        return
+    if not isinstance(teacher, (str, os.PathLike)):
+        raise TypeError(f"teacher must be a UNet or a checkpoint path, got {teacher!r}")
+    ckpt = _load_checkpoint(teacher)
+    stored = (ckpt.get("data_identity") or {}).get("data")
+    if data_identity is not None and stored is not None and stored != data_identity:
+        raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on other data "
+                         f"({'; '.join(differences(stored, data_identity))}); train a teacher on this data")
+
+
+def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
     if not isinstance(teacher, torch.nn.Module):
         teacher = load_teacher(teacher, student)
     else:
@@ -292,9 +376,9 @@ def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last
     return teacher
 
 
-def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet) -> None:
+def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dict) -> None:
     stored = ckpt.get("config", {})
-    diffs = []
+    diffs = [f"data {d}" for d in differences(ckpt.get("data_identity"), identity)]
     for key in _RUN_DEFINING:
         now = getattr(config, key)
         now = list(now) if isinstance(now, tuple) else now
@@ -307,8 +391,78 @@ def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet) -> None:
     if diffs:
         raise ValueError(
             f"{ckpt['path']} holds a run with other settings ({'; '.join(diffs)}). "
-            "Use a new checkpoint folder, or resume=False to start over."
+            "Use a new checkpoint folder, or resume=False to start over (which overwrites it)."
         )
+
+
+def _dataset_identity(data) -> dict:
+    """What a checkpoint records about a dataset: a content digest when it offers one, else type and length."""
+    if hasattr(data, "fingerprint"):
+        return {"type": type(data).__name__, "length": len(data), "digest": data.fingerprint()}
+    return {"type": f"{type(data).__module__}.{type(data).__qualname__}", "length": len(data)}
+
+
+def _first_item(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        item = data[0]
+    except Exception as err:
+        raise ValueError(f"{name}[0] cannot be read ({type(err).__name__}: {err})") from err
+    if isinstance(item, dict):
+        if "image" not in item or "label" not in item:
+            raise ValueError(f"{name} items must hold 'image' and 'label', got keys {sorted(item)}")
+        image, label = item["image"], item["label"]
+    elif isinstance(item, (tuple, list)) and len(item) >= 2:
+        image, label = item[0], item[1]
+    else:
+        raise TypeError(f"{name} items must be dicts with 'image' and 'label' or (image, label) pairs, "
+                        f"got {type(item).__name__}")
+    return torch.as_tensor(image), torch.as_tensor(label)
+
+
+def _check_labels(label: torch.Tensor, num_classes: int, where: str) -> None:
+    if label.dtype.is_floating_point or label.dtype.is_complex or label.dtype == torch.bool:
+        raise TypeError(f"{where}: labels must be integer class indices, got dtype {label.dtype}")
+    if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
+        raise ValueError(f"{where}: label values must lie in [0, {num_classes}) for a model with "
+                         f"num_classes={num_classes}, found [{int(label.min())}, {int(label.max())}]")
+
+
+def _check_data(data, name: str, model: UNet) -> None:
+    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
+        raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), "
+                        f"got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty")
+    image, label = _first_item(data, name)
+    if not image.dtype.is_floating_point:
+        raise TypeError(f"{name}[0] image must be a float tensor, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[0] != model.in_channels:
+        raise ValueError(f"{name}[0] image must be (C={model.in_channels}, H, W) for this model, "
+                         f"got shape {tuple(image.shape)}")
+    if label.ndim == 3 and label.shape[0] == 1:
+        label = label[0]
+    if tuple(label.shape) != tuple(image.shape[1:]):
+        raise ValueError(f"{name}[0] label shape {tuple(label.shape)} does not match image shape "
+                         f"{tuple(image.shape)}; expected (H, W) or (1, H, W)")
+    _check_labels(label, model.num_classes, f"{name}[0]")
+    stored = getattr(data, "labels", None)  # SliceDataset: every stored label, cheaply
+    if isinstance(stored, torch.Tensor):
+        _check_labels(stored, model.num_classes, name)
+
+
+def _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity) -> None:
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a sikd_utils UNet (build_model(...)), got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_bool("resume", resume)
+    if data_identity is not None and not isinstance(data_identity, dict):
+        raise TypeError(f"data_identity must be a dict or None, got {type(data_identity).__name__}")
+    if callable(callbacks) or not all(callable(c) for c in callbacks):
+        raise TypeError("callbacks must be a sequence of callables, each taking the epoch's record")
+    _check_data(train_data, "train_data", model)
+    if val_data is not None and len(val_data) > 0:
+        _check_data(val_data, "val_data", model)
 
 
 def train(
@@ -320,6 +474,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = True,
     callbacks: Sequence[Callable[[dict], None]] = (),
+    data_identity: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` in ``config.role``; returns the best-on-validation model and the history.
 
@@ -328,15 +483,25 @@ def train(
     ``set_epoch(epoch)`` it is called before every epoch so its augmentation is reproducible.
     With ``checkpoint_dir``, ``last.pt`` is written after every epoch and ``best.pt`` whenever the
     validation Dice improves; if ``last.pt`` exists and ``resume`` is true, training continues from
-    it (a finished run returns at once). Each callback receives the epoch's history record.
+    it (a finished run returns at once, and says so). Each callback receives the epoch's history record.
+
+    Every checkpoint records the identity of the data: ``data_identity`` (see
+    :mod:`sikd_utils.data.identity`; :func:`sikd_utils.experiment.run_task` passes the dataset's) plus a
+    digest of the datasets when they are :class:`~sikd_utils.data.slices.SliceDataset` (else their type
+    and length). Resuming on other data, or with other settings, raises ValueError naming the difference.
+    All inputs are checked before the first step: labels of the wrong dtype or outside
+    [0, num_classes), a teacher with skip connections, an unwritable ``checkpoint_dir``.
     """
-    config = config or TrainConfig()
+    config = TrainConfig() if config is None else config
+    _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity)
     if config.role in SKIP_FREE_ROLES and model.skip_connections:
         raise ValueError(f"role {config.role!r} trains a skip-free UNet (skip_connections=False)")
     if config.role not in SKIP_FREE_ROLES and not model.skip_connections:
         raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
-    if len(train_data) == 0:
-        raise ValueError("train_data is empty")
+    if config.role in DISTILLED_ROLES:
+        _check_teacher(teacher, model, data_identity)
+    elif teacher is not None:
+        raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     precision = resolve_precision(config.precision, device)
@@ -344,8 +509,13 @@ def train(
     if cuda:
         torch.backends.cudnn.benchmark = True
     num_classes = model.num_classes
-    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     has_val = val_data is not None and len(val_data) > 0
+    folder = None
+    if checkpoint_dir is not None:
+        folder = check_writable_dir("checkpoint_dir", checkpoint_dir)
+        remove_stale_temporaries(folder)
+    identity = {"data": data_identity, "train": _dataset_identity(train_data),
+                "val": _dataset_identity(val_data) if has_val else None}
 
     model = model.to(device)
     if channels_last:
@@ -358,7 +528,7 @@ def train(
 
     if folder is not None and resume and (folder / LAST).exists():
         ckpt = _load_checkpoint(folder / LAST)
-        _check_resumable(ckpt, config, model)
+        _check_resumable(ckpt, config, model, identity)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -377,6 +547,7 @@ def train(
             "format": CHECKPOINT_FORMAT,
             "role": config.role,
             "architecture": architecture_of(model),
+            "data_identity": identity,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
             "epoch": epoch,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -387,6 +558,11 @@ def train(
 
     from tqdm.auto import tqdm
 
+    if start >= config.epochs:
+        tqdm.write(f"reused finished {config.role} run from {folder} ({start} epochs, best epoch {best_epoch}, "
+                   f"validation Dice {best_dice:.3f}); trained on {describe_identity(data_identity)}")
+    elif start > 0:
+        tqdm.write(f"resuming {config.role} run in {folder} after epoch {start} of {config.epochs}")
     # One bar per run, counted in batches (one widget in a notebook, however many epochs); the
     # postfix carries the epoch, the last loss and the validation Dice.
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
