@@ -432,7 +432,7 @@ def test_fetch_prints_instructions_for_gated_sets(tmp_path, capsys, monkeypatch,
 
 
 def _serve(payload: bytes, calls: list):
-    def fake_download(url, dest, desc):
+    def fake_download(url, dest, desc, **limits):
         calls.append(url)
         Path(dest).write_bytes(payload)
     return fake_download
@@ -529,7 +529,7 @@ def test_masks_saved_as_0_1_are_kept_and_dataset_keys_are_forgiving(tmp_path):
 def test_fetch_without_network_explains_the_manual_route(tmp_path, monkeypatch):
     import urllib.error
 
-    def offline(url, dest, desc):
+    def offline(url, dest, desc, **limits):
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(real.download, "_download", offline)

@@ -321,22 +321,32 @@ def grey_mask(arr: np.ndarray, path: Path) -> np.ndarray:
     return arr
 
 
+#: A JPEG mask whose brightest grey level is below this is taken as empty: compression noise, no lesion.
+JPEG_NOISE_FLOOR = 32
+
+
 def binary_mask(arr: np.ndarray, path: Path) -> np.ndarray:
     """Binary mask -> {0, 1} uint8.
 
-    Masks are thresholded at grey 128, which undoes the ringing of Kvasir-SEG's lossy JPEG masks.
-    A lossless mask holding only the values 0 and 1 (a re-saved 0/1 mask) is taken as it is; a JPEG
-    is always thresholded, since its near-black noise must not become foreground.
+    The rule: grey 0 is background and the lesion is every pixel at or above **half the mask's
+    brightest grey level**. For the published 0/255 masks that is the old threshold of 128 (which
+    also undoes the ringing of Kvasir-SEG's lossy JPEG masks), and a mask that stores its lesion
+    with another level -- 0/1, 0/2, 0/100, 0/127, as re-saved UDIAT/BUSI masks do -- keeps its
+    lesion instead of loading empty. A JPEG mask whose brightest level is below
+    ``JPEG_NOISE_FLOOR`` (32) holds only compression noise and loads empty.
     """
     grey = grey_mask(arr, path)
     if grey.dtype == bool:
         return grey.astype(np.uint8)
     if not np.all(np.isfinite(grey)):
         raise ValueError(f"{path}: mask holds NaN or infinite values")
+    if grey.size and grey.min() < 0:
+        raise ValueError(f"{path}: mask holds negative grey levels (min {grey.min()}); expected 0 = background")
+    brightest = float(grey.max()) if grey.size else 0.0
     lossy = path.suffix.lower() in (".jpg", ".jpeg")
-    if not lossy and grey.size and grey.max() <= 1 and grey.min() >= 0 and np.all(np.mod(grey, 1) == 0):
-        return grey.astype(np.uint8)
-    return (grey >= 128).astype(np.uint8)
+    if brightest == 0 or (lossy and brightest < JPEG_NOISE_FLOOR):
+        return np.zeros(grey.shape, dtype=np.uint8)
+    return (grey >= brightest / 2).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------

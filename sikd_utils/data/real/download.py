@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -21,7 +22,10 @@ from pathlib import Path, PurePosixPath
 
 from .layouts import LAYOUTS, describe
 
-__all__ = ["Archive", "ARCHIVES", "fetch"]
+__all__ = ["Archive", "ARCHIVES", "fetch", "DOWNLOAD_DEADLINE_S"]
+
+#: Overall time a download may take (the per-read socket timeout alone lets a trickling server hang forever).
+DOWNLOAD_DEADLINE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Archive:
     md5: str | None = None
     third_party_md5: str | None = None  # seen elsewhere; reported, never enforced
     checksum_note: str = ""
+    max_bytes: int = 1 << 30  # size cap: a server sending more is not serving this archive
 
 
 ARCHIVES: dict[str, Archive] = {
@@ -49,6 +54,7 @@ ARCHIVES: dict[str, Archive] = {
         suffixes=(".jpg",),
         paired=("images", "masks"),
         third_party_md5="6323d9094df93b35d43069a566ee1ca3",
+        max_bytes=256 << 20,  # the archive is about 46 MB
         checksum_note=(
             "Simula publishes no checksum for kvasir-seg.zip, so the archive's content was verified "
             "instead (1000 images + 1000 masks, names matching). The MD5 6323d9094df93b35d43069a566ee1ca3 "
@@ -59,18 +65,39 @@ ARCHIVES: dict[str, Archive] = {
 }
 
 
-def _download(url: str, dest: Path, desc: str) -> None:
-    """Stream ``url`` to ``dest`` with a progress bar. (Tests replace this function.)"""
+class TooLargeError(ValueError):
+    """The server sends more bytes than the archive's size cap."""
+
+
+def _download(url: str, dest: Path, desc: str, max_bytes: int = 1 << 30,
+              deadline_s: float = DOWNLOAD_DEADLINE_S) -> None:
+    """Stream ``url`` to ``dest`` with a progress bar, within a size cap and an overall deadline.
+
+    Raises ``TimeoutError`` (an OSError) past ``deadline_s`` and :class:`TooLargeError` (a ValueError)
+    as soon as the announced or received size exceeds ``max_bytes``. (Tests replace this function.)
+    """
     from tqdm.auto import tqdm
 
+    start = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": "sikd-utils (the SIKD Book)"})
-    with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
+    with urllib.request.urlopen(request, timeout=min(60.0, deadline_s)) as response, open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
+        if total is not None and total > max_bytes:
+            raise TooLargeError(f"{url} announces {total} bytes, more than the {max_bytes}-byte cap for this "
+                                "archive; refusing to download it")
+        received = 0
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc) as bar:
             while True:
+                if time.monotonic() - start > deadline_s:
+                    raise TimeoutError(f"download of {url} did not finish within {deadline_s:.0f} s "
+                                       f"({received} bytes received)")
                 chunk = response.read(1 << 20)
                 if not chunk:
                     break
+                received += len(chunk)
+                if received > max_bytes:
+                    raise TooLargeError(f"{url} sent more than the {max_bytes}-byte cap for this archive; "
+                                        "download stopped")
                 out.write(chunk)
                 bar.update(len(chunk))
 
@@ -131,17 +158,21 @@ def _existing(dataset: str, root: Path):
 
 
 def fetch(dataset: str, root, *, url: str | None = None, sha256: str | None = None,
-          md5: str | None = None, quiet: bool = False):
+          md5: str | None = None, quiet: bool = False, deadline_s: float = DOWNLOAD_DEADLINE_S):
     """Make ``dataset`` available under ``root`` so that ``load(dataset, root)`` finds it.
 
     Public archives (Kvasir-SEG) are downloaded, verified and unpacked; the unpacked dataset folder
     is returned. For registration-gated sets, prints where to register, what to download and the
     folder tree to build, and returns None. ``sha256``/``md5`` enforce a checksum you trust (a
     mismatch raises ValueError and leaves ``root`` untouched); ``url`` overrides a moved download.
+    A download must finish within ``deadline_s`` seconds and stay under the archive's ``max_bytes``.
     """
     from . import _check_dataset
 
+    from ...checks import check_float
+
     dataset = _check_dataset(dataset)
+    deadline_s = check_float("deadline_s", deadline_s, 0.0, strict_minimum=True)
     root = Path(root).expanduser()
     say = (lambda *a: None) if quiet else print
     if dataset not in ARCHIVES:
@@ -170,11 +201,16 @@ def fetch(dataset: str, root, *, url: str | None = None, sha256: str | None = No
         source = url or archive.url
         say(f"Downloading {source}")
         try:
-            _download(source, archive_path, desc=archive.filename)
+            _download(source, archive_path, desc=archive.filename, max_bytes=archive.max_bytes,
+                      deadline_s=deadline_s)
         except OSError as err:  # URLError, timeouts, refused connections are all OSErrors
             raise ConnectionError(f"downloading {source} failed ({err}). Without network access, download "
                                   f"{archive.filename} elsewhere and unzip it into {root} so that it holds "
                                   f"{archive.top}/ as shown by describe({dataset!r})") from err
+        size = archive_path.stat().st_size
+        if size > archive.max_bytes:
+            raise TooLargeError(f"{source} served {size} bytes, more than the {archive.max_bytes}-byte cap for "
+                                f"{archive.filename}; nothing was unpacked into {root}")
         got_sha, got_md5 = _digests(archive_path)
         for kind, expected, got in (("SHA-256", sha256 or archive.sha256, got_sha),
                                     ("MD5", md5 or archive.md5, got_md5)):

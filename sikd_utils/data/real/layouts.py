@@ -155,7 +155,8 @@ folder levels from unzipping are fine; Disc_Cup_Fovea_Illustration overlays are 
 optional, for the official 880/120 split: train.txt and val.txt from
 https://github.com/DebeshJha/2020-MediaEval-Medico-polyp-segmentation/tree/master/kvasir-seg-train-val
 placed in <root> or <root>/Kvasir-SEG (or pass split_dir=...)""",
-        labels="masks are thresholded at grey 128 (JPEG ringing), giving bg=0, polyp=1.",
+        labels="masks are binarised at half their brightest grey level (128 for the published 0/255 "
+               "JPEGs, which undoes their ringing), giving bg=0, polyp=1.",
         splits="'train' (880) and 'test' (120). With train.txt/val.txt present: the official split "
                "(val.txt is the 120). Without: a deterministic fallback -- images ranked by the SHA-256 "
                "of their file name, the first 12 % (120 of 1000) are 'test' -- which is NOT the "
@@ -178,7 +179,7 @@ placed in <root> or <root>/Kvasir-SEG (or pass split_dir=...)""",
     └── Ground Truth/1.tif … 612.tif      binary masks (0/255)
 (the common re-packaging with PNG/Original, PNG/Ground Truth, TIF/Original, TIF/Ground Truth is also
 read; when both PNG and TIF copies are present the TIF ones are used)""",
-        labels="masks thresholded at grey 128: bg=0, polyp=1.",
+        labels="masks binarised at half their brightest grey level (128 for 0/255 masks): bg=0, polyp=1.",
         splits="None only: CVC-ClinicDB serves as an unseen target domain and has no official split.",
         spacing="(1.0, 1.0): pixels.",
         cite="J. Bernal et al., Computerized Medical Imaging and Graphics 43:99-111, 2015.",
@@ -196,7 +197,8 @@ read; when both PNG and TIF copies are present the TIF ones are used)""",
     ├── benign/benign (1).png, benign (1)_mask.png, benign (4)_mask_1.png …   437 images
     ├── malignant/malignant (1).png, malignant (1)_mask.png …                 210 images
     └── normal/normal (1).png, normal (1)_mask.png …                          133 images (empty masks)""",
-        labels="masks thresholded at grey 128; an image with several masks (_mask, _mask_1, _mask_2 …) "
+        labels="masks binarised at half their brightest grey level (128 for the published 0/255 masks; "
+               "a lesion stored as 1, 2, 100 or 127 on 0 is kept); an image with several masks (_mask, _mask_1, _mask_2 …) "
                "gets their union: bg=0, tumour=1. Images are greyscale stored as RGB and are returned "
                "with one channel.",
         splits="None only (no official split); pass classes=('benign', 'malignant') to drop normals.",
@@ -218,7 +220,8 @@ read; when both PNG and TIF copies are present the TIF ones are used)""",
     ├── original/000001.png … 000163.png     163 greyscale ultrasound images
     ├── GT/000001.png … 000163.png           binary masks, same names
     └── DatasetB.xlsx                        (benign/malignant per image; not read)""",
-        labels="masks thresholded at grey 128: bg=0, tumour=1.",
+        labels="masks binarised at half their brightest grey level (128 for the published 0/255 masks; "
+               "a lesion stored as 1, 2, 100 or 127 on 0 is kept): bg=0, tumour=1.",
         splits="None only: UDIAT is an unseen target domain without an official split.",
         spacing="(1.0, 1.0): pixels.",
         cite="M. H. Yap et al., IEEE JBHI 22(4):1218-1226, 2018.",
