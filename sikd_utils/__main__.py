@@ -1,21 +1,57 @@
-"""Command line: the book's pipeline without Jupyter.
+"""Command line: the book's pipeline without Jupyter (installed as the ``sikd`` command).
 
-    python -m sikd_utils run --task cardiac --epochs 20 --seeds 0 1 2
-    python -m sikd_utils run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
-    python -m sikd_utils gap --task all            # how much a plain U-Net loses under each shift
-    python -m sikd_utils reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
-    python -m sikd_utils fetch kvasir data/kvasir  # download where public, else print instructions
+    %(prog)s run --task cardiac --epochs 20 --seeds 0 1 2
+    %(prog)s run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
+    %(prog)s gap --task all            # how much a plain U-Net loses under each shift
+    %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
+    %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
-    python -m sikd_utils run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
+    %(prog)s run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
+
+Errors are one line on stderr (``sikd: error: …``); the exit status is 2 for a wrong command line, 1
+for anything else, 130 when interrupted. ``--debug`` shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
+from . import __version__
 from .data.tasks import TASKS
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit status 2), found after argparse's own checks."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the examples' line breaks and show every flag's default."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error line (``sikd: error: …``) and no prefix matching of flags."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"sikd: error: {message}\n")
+
+
+def _prog() -> str:
+    """``python -m sikd_utils`` when run as a module, else the command's own name (``sikd``)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name in ("__main__.py", "-c", ""):
+        return "python -m sikd_utils"
+    return name if name.startswith("sikd") else "sikd"
 
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:
@@ -23,31 +59,80 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     from .runtime import PRECISIONS
 
     d = ExperimentConfig()
-    parser.add_argument("--task", default=d.task, choices=sorted(TASKS) + ["all"])
-    parser.add_argument("--image-size", type=int, default=d.image_size)
-    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="64 = the paper's U-Net")
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--distill-weight", type=float, default=d.distill_weight, help="λ (paper: 2.0)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
-    parser.add_argument("--n-train", type=int, default=None)
-    parser.add_argument("--n-val", type=int, default=None)
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--n-target", type=int, default=None)
-    parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities))
-    parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false")
-    parser.add_argument("--data-seed", type=int, default=d.data_seed)
-    parser.add_argument("--device", default=d.device)
-    parser.add_argument("--precision", default=d.precision, choices=PRECISIONS, help="auto: bf16 on GPUs of compute capability >= 8.0, fp16 below, fp32 on CPU (default: %(default)s)")
-    parser.add_argument("--out-dir", default=d.out_dir)
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--task", default=d.task, choices=sorted(TASKS) + ["all"], help="which task (or all five)")
+    parser.add_argument("--image-size", type=int, default=d.image_size, help="training size in pixels (H = W)")
+    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width; 64 = the paper's")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the baseline and the student")
+    parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
+                        help="epochs of the teacher (default: --epochs)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="slices per batch")
+    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    parser.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                        help="λ, the weight of the feature MSE (paper: 2.0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="training seeds")
+    parser.add_argument("--n-train", type=int, default=None, help="synthetic training cases (default: the task's)")
+    parser.add_argument("--n-val", type=int, default=None, help="synthetic validation cases (default: the task's)")
+    parser.add_argument("--n-test", type=int, default=None, help="synthetic source test cases (default: the task's)")
+    parser.add_argument("--n-target", type=int, default=None,
+                        help="synthetic cases per shifted test set (default: the task's)")
+    parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities),
+                        help="strengths of the synthetic target shift (0 none, 1 default, 2 severe)")
+    parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false",
+                        help="skip the synthetic shape-shift test set")
+    parser.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data")
+    parser.add_argument("--device", default=d.device, help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                        help="auto: bf16 on GPUs of compute capability >= 8.0, fp16 below, fp32 on CPU")
+    parser.add_argument("--out-dir", default=d.out_dir,
+                        help="folder keeping trained models and results (checked for writing before training)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")
     parser.add_argument("--source-root", default=None,
                         help="real data: folder of the task's real source dataset (e.g. ACDC for cardiac)")
     parser.add_argument("--target", action="append", default=[], metavar="DATASET=FOLDER",
-                        help="real data: a target dataset to test on, e.g. mnms=/data/MnM (repeatable)")
+                        help="real data: a target dataset of the task to test on, e.g. mnms=/data/MnM (repeatable)")
+
+
+def _dataset_key(text: str) -> str:
+    from .data.real import _check_dataset
+
+    try:
+        return _check_dataset(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sikd`` argument parser (also used to document the command line)."""
+    prog = _prog()
+    parser = _Parser(prog=prog, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on errors, show the full traceback")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on errors, show the full traceback")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,reproduce,fetch}",
+                                parser_class=_Parser)
+    run = sub.add_parser("run", parents=[common], help="teacher, baseline and SIKD student on one task (or all)",
+                         description="Train teacher, baseline and SIKD student for every seed and score them "
+                                     "on every test set.")
+    _experiment_args(run)
+    gap = sub.add_parser("gap", parents=[common], help="baseline U-Net only: Dice on source vs shifted test sets",
+                         description="How much a plain U-Net loses on each shifted test set.")
+    _experiment_args(gap)
+    evidence = sub.add_parser("reproduce", parents=[common],
+                              help="the evidence run: all tasks x seeds x baseline, SIKD, control on the shift "
+                                   "benchmark (resumable, time-limited)",
+                              description="The evidence run: every task and seed, baseline, SIKD and the "
+                                          "control, on the shift benchmark; resumable and time-limited.")
+    from .reproduce import add_arguments as _reproduce_arguments
+
+    _reproduce_arguments(evidence)
+    fetch = sub.add_parser("fetch", parents=[common], help="download a public dataset, or print how to get a gated one",
+                           description="Download and verify a public dataset, or print how to obtain a gated one.")
+    fetch.add_argument("dataset", type=_dataset_key, help="dataset key, e.g. kvasir, acdc, busi")
+    fetch.add_argument("root", help="folder to unpack into (load(dataset, root) then finds it)")
+    return parser
 
 
 def _configs(args) -> list:
@@ -56,51 +141,72 @@ def _configs(args) -> list:
     names = {f.name for f in dataclasses.fields(ExperimentConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     tasks = sorted(TASKS) if args.task == "all" else [args.task]
-    return [ExperimentConfig(**{**values, "task": task}) for task in tasks]
+    try:
+        return [ExperimentConfig(**{**values, "task": task}) for task in tasks]
+    except (ValueError, TypeError) as err:  # a flag's value out of range: a usage error
+        raise UsageError(str(err)) from err
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sikd_utils", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="teacher, baseline and SIKD student on one task (or all), several seeds")
-    _experiment_args(run)
-    gap = sub.add_parser("gap", help="baseline U-Net only: Dice on source vs shifted test sets")
-    _experiment_args(gap)
-    evidence = sub.add_parser("reproduce", help="the evidence run: all tasks x seeds x baseline, SIKD, control "
-                              "on the shift benchmark (resumable, time-limited)")
-    from .reproduce import add_arguments as _reproduce_arguments
+def _targets(args) -> dict:
+    """``--target DATASET=FOLDER`` items, each a dataset of the task; checked before any data is read."""
+    from .data import real
 
-    _reproduce_arguments(evidence)
-    fetch = sub.add_parser("fetch", help="download a public dataset, or print how to obtain a gated one")
-    fetch.add_argument("dataset")
-    fetch.add_argument("root")
-    args = parser.parse_args(argv)
+    targets = {}
+    for item in args.target:
+        dataset, sep, folder = item.partition("=")
+        if not sep or not dataset or not folder:
+            raise UsageError(f"--target takes DATASET=FOLDER, e.g. --target mnms=/data/MnM; got {item!r}")
+        try:
+            key = real._check_dataset(dataset)
+        except ValueError as err:
+            raise UsageError(f"--target {item!r}: {err}") from None
+        if real.task_of(key) != args.task:
+            raise UsageError(f"--target {key!r} belongs to task {real.task_of(key)!r}, not {args.task!r}; "
+                             f"targets of {args.task!r}: {list(TASKS[args.task].real_targets) or 'none listed'}")
+        if key in targets:
+            raise UsageError(f"--target {key!r} given twice")
+        targets[key] = folder
+    return targets
 
+
+def _check_outputs(args) -> None:
+    """Every place we will write to, checked before training starts (OSError: exit status 1)."""
+    from .checks import check_output_file, check_writable_dir
+
+    if args.out_dir:
+        check_writable_dir("--out-dir", args.out_dir)
+    if args.summary_csv:
+        check_output_file("--summary-csv", args.summary_csv)
+
+
+def _run(args) -> int:
     import pandas as pd
 
     pd.set_option("display.width", 160)
     if args.command == "reproduce":
+        from .checks import check_writable_dir
         from .reproduce import main as reproduce_main
 
+        check_writable_dir("--out-dir", args.out_dir)
+        check_writable_dir("--results-dir", args.results_dir)
         return reproduce_main(args)
     if args.command == "fetch":
         from .data.real import fetch as fetch_dataset
 
         fetch_dataset(args.dataset, args.root)
         return 0
+    if (args.source_root or args.target) and args.task == "all":
+        raise UsageError("--source-root and --target need a single --task (each task has its own real datasets)")
+    if args.target and not args.source_root:
+        raise UsageError("--target needs --source-root (the real source dataset to train on)")
+    targets = _targets(args)
+    configs = _configs(args)
+    _check_outputs(args)
     from .experiment import domain_gap, real_splits, run_task
 
-    splits = None
-    if args.source_root:
-        if args.task == "all":
-            parser.error("--source-root needs a single --task (each task has its own real dataset)")
-        targets = dict(item.split("=", 1) for item in args.target if "=" in item)
-        if len(targets) != len(args.target):
-            parser.error("--target takes DATASET=FOLDER, e.g. --target mnms=/data/MnM")
-        splits = real_splits(args.task, args.source_root, targets)
+    splits = real_splits(args.task, args.source_root, targets) if args.source_root else None
     tables = []
-    for config in _configs(args):
+    for config in configs:
         print(f"\n=== {config.task} ===", flush=True)
         if args.command == "run":
             result = run_task(config, splits)
@@ -117,6 +223,37 @@ def main(argv: list[str] | None = None) -> int:
         pd.concat(tables, ignore_index=True).to_csv(args.summary_csv, index=False)
         print(f"summary written to {args.summary_csv}")
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    if not isinstance(err, (ValueError, TypeError, OSError, KeyError, UsageError)):
+        text = f"{type(err).__name__}: {text}"
+    first, _, rest = text.partition("\n")
+    return first + (" (more with --debug)" if rest.strip() else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 wrong command line, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or argparse's own usage error (already printed)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("sikd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if args.debug:
+            raise
+        if isinstance(err, UsageError):
+            parser.print_usage(sys.stderr)
+        print(f"sikd: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -394,7 +394,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
     parser.add_argument("--families", nargs="+", default=None,
                         help="shift families to test (default: every family of each task's registry)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
 
 
