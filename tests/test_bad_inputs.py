@@ -26,11 +26,13 @@ import sikd_utils
 from sikd_utils.data import Case
 from sikd_utils.data import real
 from sikd_utils.data.slices import SliceDataset
+from sikd_utils.averaging import class_wise_mean
 from sikd_utils.distill import sikd_loss
+from sikd_utils.inference import predict_case
 from sikd_utils.experiment import ExperimentConfig, Splits, real_splits, run_task, synthetic_splits
 from sikd_utils.metrics import dice, hd95, mean_ci, score_case
 from sikd_utils.models import UNet
-from sikd_utils.train import TrainConfig, build_model, train
+from sikd_utils.train import TrainConfig, build_model, load_model, train
 
 try:  # tests/ may or may not be a package
     from . import fake_datasets as fake
@@ -275,6 +277,24 @@ CATALOGUE = [
     ("score-num-classes", lambda t, m: score_case(np.zeros((4, 4), int), np.zeros((4, 4), int), 1), ValueError,
      ["num_classes", "[2, inf]", "1"]),
     ("mean-ci-confidence", lambda t, m: mean_ci([1.0, 2.0], confidence=1.5), ValueError, ["confidence", "1.5"]),
+    # models, averaging, inference, checkpoints
+    ("unet-num-classes", lambda t, m: UNet(1, 1, 4), ValueError, ["num_classes", "at least 2", "1"]),
+    ("unet-width", lambda t, m: UNet(1, 3, 4.5), ValueError, ["base_channels", "4.5"]),
+    ("unet-input-channels", lambda t, m: UNet(1, 3, 4)(torch.zeros(1, 3, 16, 16)), ValueError,
+     ["(batch, 1, height, width)", "(1, 3, 16, 16)"]),
+    ("build-model-role", lambda t, m: build_model("student2", 1, 3, 4), ValueError, ["role", "'student2'"]),
+    ("mean-image-float-label", lambda t, m: class_wise_mean(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4), 2),
+     TypeError, ["label", "integer", "torch.float32"]),
+    ("mean-image-label-range", lambda t, m: class_wise_mean(torch.zeros(1, 1, 4, 4),
+                                                            torch.full((1, 4, 4), 2), 2), ValueError,
+     ["[0, 2)", "max 2"]),
+    ("predict-channels", lambda t, m: predict_case(UNet(3, 3, 4), _fg_case(), 16), ValueError,
+     ["'c1'", "1", "3"]),
+    ("predict-batch-size", lambda t, m: predict_case(UNet(1, 3, 4), _fg_case(), 16, batch_size=0), ValueError,
+     ["batch_size", "0"]),
+    ("load-model-garbage", lambda t, m: (t / "x.pt").write_bytes(b"junk") and load_model(t / "x.pt"), ValueError,
+     ["cannot read checkpoint", "x.pt"]),
+    ("load-model-missing", lambda t, m: load_model(t / "none.pt"), FileNotFoundError, ["no checkpoint", "none.pt"]),
     # loaders and real data
     ("load-dataset", lambda t, m: real.load("kvasr", t), ValueError, ["unknown dataset 'kvasr'", "kvasir"]),
     ("load-dataset-type", lambda t, m: real.load(3, t), TypeError, ["dataset", "3"]),
@@ -483,7 +503,7 @@ def test_killed_checkpoint_write_leaves_no_tmp_after_restart(toy_data, tmp_path)
         sys.path.insert(0, {str(TESTS)!r})
         import torch
         from conftest import ToySlices
-        from sikd_utils.train import TrainConfig, build_model, train
+        from sikd_utils.train import TrainConfig, build_model, load_model, train
 
         real_save = torch.save
 
