@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -119,8 +120,13 @@ class ExperimentConfig:
         # run_task(task=...)) picks the new task's defaults; counts() resolves them.
         for name in COUNT_FIELDS:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or int(value) != value or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None (the task's default), got {value!r}")
+        for name in ("seeds", "severities"):
+            if isinstance(getattr(self, name), (str, bytes)) or not hasattr(getattr(self, name), "__iter__"):
+                raise TypeError(f"{name} must be a sequence, e.g. (0, 1, 2), got {getattr(self, name)!r}")
+        _check_experiment_config(self)
         self.seeds = tuple(int(s) for s in self.seeds)
         self.severities = tuple(float(s) for s in self.severities)
         if not self.seeds:
@@ -162,16 +168,33 @@ class Splits:
     """Training, validation and named test sets of Cases (the clean source test set is ``"source"``).
 
     Test-set names may be given as strings (``"target@1"``) or ``(family, severity)`` pairs; they are
-    stored as :class:`TestSet` keys.
+    stored as :class:`TestSet` keys. ``identity`` says which data train and val are
+    (:mod:`sikd_utils.data.identity`); it is hashed into the run key (appended to ``tag``) and recorded
+    in every checkpoint. Left out, it is a digest of the cases' arrays.
     """
 
     train: list[Case]
     val: list[Case]
     tests: dict[str, list[Case]]
-    tag: str  # identifies the data for the run hash (e.g. "synthetic:n=24,6,seed=0")
+    tag: str  # names the data in the run hash; the identity's digest is appended
+    identity: dict | None = None
 
     def __post_init__(self):
+        from .data.identity import cases_identity, identity_tag
+
         self.tests = {TestSet.of(name): cases for name, cases in self.tests.items()}
+        if self.identity is None:
+            self.identity = cases_identity(self.train, self.val)
+        key = identity_tag(self.identity)
+        if not self.tag.endswith(key):
+            self.tag = f"{self.tag}|{key}"
+
+
+def _synthetic_identity(config: ExperimentConfig, train_cases, val_cases) -> dict:
+    from .data.identity import synthetic_identity
+
+    return synthetic_identity(config.task, config.image_size, config.data_seed, len(train_cases), len(val_cases),
+                              train_cases, val_cases)
 
 
 def synthetic_splits(config: ExperimentConfig) -> Splits:
@@ -191,8 +214,7 @@ def synthetic_splits(config: ExperimentConfig) -> Splits:
     if config.shape_shift:
         tests[TestSet("shape_shift", 1)] = make_cases(config.task, "shape_shift", n["n_target"],
                                                       config.image_size, seed=config.data_seed, severity=1.0)
-    tag = f"synthetic:{n_train},{n_val},seed={config.data_seed}"
-    return Splits(train_cases, val_cases, tests, tag)
+    return Splits(train_cases, val_cases, tests, "synthetic", _synthetic_identity(config, train_cases, val_cases))
 
 
 def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = None,
@@ -223,8 +245,9 @@ def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = 
     for family in ["target", *[f for f in families if f not in ("clean", "target")]]:
         for severity in severities:
             tests[TestSet(family, int(severity))] = cases(family, int(severity))
-    tag = f"synthetic:{n_train},{n_val},seed={config.data_seed}"  # same training data as synthetic_splits
-    return Splits(source[:n_train], source[n_train:], tests, tag)
+    # same training data as synthetic_splits, so the same identity and run folder
+    return Splits(source[:n_train], source[n_train:], tests, "synthetic",
+                  _synthetic_identity(config, source[:n_train], source[n_train:]))
 
 
 def real_splits(task: str, source_root, target_roots: dict | None = None, val_fraction: float = 0.15,
@@ -237,29 +260,60 @@ def real_splits(task: str, source_root, target_roots: dict | None = None, val_fr
     ``"mnms"``) to its folder; each becomes a test set named after it. All cases are read into memory.
     """
     from .data import real
+    from .data.identity import real_identity
 
     spec = get_task(task)
     source = spec.real_source
+    for dataset in (target_roots or {}):
+        if real.task_of(dataset) != spec.key:
+            raise ValueError(f"target dataset {dataset!r} belongs to task {real.task_of(dataset)!r}, not "
+                             f"{spec.key!r}; this task's targets: {list(spec.real_targets) or 'none listed'}")
     known = set(real.splits_of(source))
     if {"train", "val", "test"} <= known:
-        parts = [list(real.load(source, source_root, split=s)) for s in ("train", "val", "test")]
+        parts = [real.load(source, source_root, split=s) for s in ("train", "val", "test")]
     elif {"train", "test"} <= known:
-        train_all = list(real.load(source, source_root, split="train"))
+        train_all = real.load(source, source_root, split="train")
         n_val = max(1, round(val_fraction * len(train_all)))
-        parts = [train_all[:-n_val], train_all[-n_val:], list(real.load(source, source_root, split="test"))]
+        parts = [train_all[:-n_val], train_all[-n_val:], real.load(source, source_root, split="test")]
     else:
-        cases = list(real.load(source, source_root))
+        cases = real.load(source, source_root)
         n_val = max(1, round(val_fraction * len(cases)))
         n_test = max(1, round(test_fraction * len(cases)))
         parts = [cases[: len(cases) - n_val - n_test], cases[len(cases) - n_val - n_test : len(cases) - n_test],
                  cases[len(cases) - n_test :]]
     if not all(parts):
         raise ValueError(f"{source} under {source_root}: not enough cases for train/val/test ({[len(p) for p in parts]})")
+    identity = real_identity(source, source_root, parts[0].refs, parts[1].refs)
+    parts = [list(p) for p in parts]
     tests = {TestSet("clean", 0): parts[2]}
     for dataset, root in (target_roots or {}).items():
         tests[TestSet(dataset, 0)] = list(real.load(dataset, root))
-    tag = f"real:{source}:{len(parts[0])},{len(parts[1])}"
-    return Splits(parts[0], parts[1], tests, tag)
+    return Splits(parts[0], parts[1], tests, f"real:{source}", identity)
+
+
+def _check_experiment_config(config: ExperimentConfig) -> None:
+    """Types and ranges of every setting, before any data is made or any model trained."""
+    from .checks import check_bool, check_float, check_int
+    from .train import check_device
+
+    check_int("image_size", config.image_size, 16)
+    check_int("base_channels", config.base_channels, 1)
+    check_int("epochs", config.epochs, 1)
+    if config.teacher_epochs is not None:
+        check_int("teacher_epochs", config.teacher_epochs, 1)
+    check_int("batch_size", config.batch_size, 1)
+    check_float("lr", config.lr, 0.0, strict_minimum=True)
+    check_float("distill_weight", config.distill_weight, 0.0)
+    for seed in config.seeds:
+        check_int("seeds entry", seed, 0)
+    for severity in config.severities:
+        check_float("severities entry", severity, 0.0)
+    check_int("data_seed", config.data_seed, 0)
+    for name in ("shape_shift", "augment", "progress"):
+        check_bool(name, getattr(config, name))
+    check_device(config.device)
+    if config.out_dir is not None and (not isinstance(config.out_dir, (str, os.PathLike)) or str(config.out_dir) == ""):
+        raise TypeError(f"out_dir must be a folder path or None (save nothing), got {config.out_dir!r}")
 
 
 def preset_config(preset: str, task: str, **overrides) -> ExperimentConfig:

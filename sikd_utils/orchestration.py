@@ -140,7 +140,7 @@ def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], 
             done = bar.n
             role_callbacks.append(lambda record: bar.update())
         results[role] = train(model, train_ds, train_config, val_ds, teacher=teacher,
-                              checkpoint_dir=folder, callbacks=role_callbacks)
+                              checkpoint_dir=folder, callbacks=role_callbacks, data_identity=splits.identity)
         results[role].extra["steps"] = train_config.epochs * -(-len(train_ds) // train_config.batch_size)
         if bar is not None:  # a run reloaded from its folder reports no epochs: count it as done
             bar.update(max(0, done + train_config.epochs - bar.n))
@@ -195,6 +195,12 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
 
     config = dataclasses.replace(config or ExperimentConfig(), **overrides)
     roles = roles_for(methods)
+    if config.out_dir is not None:  # an unwritable output folder fails now, not after training
+        from .checks import check_writable_dir
+
+        check_writable_dir("out_dir", config.out_dir)
+    if splits is not None and not isinstance(splits, Splits):
+        raise TypeError(f"splits must be a Splits (synthetic_splits or real_splits), got {type(splits).__name__}")
     splits = splits or synthetic_splits(config)
     run_root = config.run_root(splits.tag)
 
@@ -222,7 +228,7 @@ def run_task(config: ExperimentConfig | None = None, splits: Splits | None = Non
     comparison = (stats.compare_methods(seed_scores) if len(methods) > 1 and "baseline" in methods
                   else stats.method_summary(seed_scores))
     result = ExperimentResult(config, per_case, seed_scores, comparison, pd.DataFrame(training), histories,
-                              provenance(config), models)
+                              {**provenance(config), "data": splits.identity}, models)
     if run_root is not None:
         result.save(run_root / "results")
     return result

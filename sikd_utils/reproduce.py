@@ -132,7 +132,9 @@ def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
             if path.exists():
                 try:
                     with open(path, "rb") as fh:
-                        return pickle.load(fh)
+                        cached = pickle.load(fh)
+                    if getattr(cached, "identity", None) is not None:  # caches without a data identity: remade
+                        return cached
                 except Exception:  # a damaged cache is regenerated
                     pass
             splits = benchmark_splits(config, families, severities)

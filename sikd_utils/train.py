@@ -378,7 +378,10 @@ def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last
 
 def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dict) -> None:
     stored = ckpt.get("config", {})
-    diffs = [f"data {d}" for d in differences(ckpt.get("data_identity"), identity)]
+    if "data_identity" not in ckpt:
+        diffs = ["data: the checkpoint predates data identities, so its data cannot be verified"]
+    else:
+        diffs = [f"data {d}" for d in differences(ckpt["data_identity"], identity)]
     for key in _RUN_DEFINING:
         now = getattr(config, key)
         now = list(now) if isinstance(now, tuple) else now
@@ -499,7 +502,7 @@ def train(
     if config.role not in SKIP_FREE_ROLES and not model.skip_connections:
         raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
     if config.role in DISTILLED_ROLES:
-        _check_teacher(teacher, model, data_identity)
+        _check_teacher(teacher, model, data_identity, config.role)
     elif teacher is not None:
         raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
     device = resolve_device(config.device)

@@ -239,7 +239,7 @@ CATALOGUE = [
      TypeError, ["teacher", "checkpoint path", "5"]),
     ("fit-teacher-unused", lambda t, m: train(build_model("baseline", 1, 3, 4), _toy(),
                                               TrainConfig(epochs=1, progress=False), teacher=build_model("teacher", 1, 3, 4)),
-     ValueError, ["only used by role 'student'", "'baseline'"]),
+     ValueError, ["only used by roles ('student', 'control')", "'baseline'"]),
     ("fit-checkpoint-is-file", lambda t, m: train(build_model("baseline", 1, 3, 4), _toy(),
                                                   TrainConfig(epochs=1, progress=False), checkpoint_dir=_a_file(t)),
      NotADirectoryError, ["checkpoint_dir", "a_file", "is a file"]),
@@ -373,6 +373,9 @@ CLI_CATALOGUE = [
     ("cli-source-missing", ["run", "--task", "breast_us", "--source-root", "{tmp}/nowhere", "--out-dir",
                             "{tmp}/runs"], 1, ["BUSI", "nowhere", "does not exist", "(more with --debug)"]),
     ("cli-fetch-unknown", ["fetch", "kvasr", "{tmp}"], 2, ["unknown dataset 'kvasr'"]),
+    ("cli-reproduce-out-dir-file", ["reproduce", "--out-dir", "{tmp}/file"], 1, ["--out-dir", "file", "is a file"]),
+    ("cli-reproduce-results-file", ["reproduce", "--out-dir", "{tmp}/runs", "--results-dir", "{tmp}/file"], 1,
+     ["--results-dir", "is a file"]),
 ]
 
 
