@@ -507,6 +507,8 @@ def train(
         raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
     precision = resolve_precision(config.precision, device)
     channels_last = cuda if config.channels_last is None else config.channels_last
     if cuda:
