@@ -340,7 +340,8 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_im
 def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student") -> None:
     """Everything about the teacher that can be checked before training starts."""
     if teacher is None:
-        raise ValueError(f"role {role!r} needs a trained teacher (a UNet or a checkpoint path)")
+        raise ValueError(f"roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path); "
+                         f"role {role!r} got none")
     if isinstance(teacher, torch.nn.Module):
         if not isinstance(teacher, UNet):
             raise TypeError(f"teacher must be a sikd_utils UNet or a checkpoint path, got {type(teacher).__name__}")
