@@ -270,7 +270,7 @@ def verdicts(seed_scores: pd.DataFrame, training: pd.DataFrame | None = None, me
                        cross_verdict="no data")
         if gates is not None and task in gates.index:
             g = gates.loc[task]
-            row["gate"] = f"{g['teacher_passes']}/{g['teacher_gated']} teachers pass"
+            row["gate"] = f"teacher gate: {g['teacher_passes']}/{g['teacher_gated']} seeds pass"
         rows.append(row)
     return pd.DataFrame(rows)
 
