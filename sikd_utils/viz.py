@@ -454,7 +454,7 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
 
     ``deltas`` is :func:`sikd_utils.stats.paired_deltas` for one task. Cells whose 95 % CI excludes 0 are
     outlined and their number is bold; missing cells are grey. ``limit`` fixes the symmetric colour range
-    (points); by default the largest |Δ|.
+    (points); by default the largest absolute Δ.
     """
     import matplotlib.pyplot as plt
 
@@ -501,7 +501,7 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
 
     ``ours`` has columns ``task``, ``<kind>_delta`` and ``<kind>_ci`` in Dice fractions (see
     :func:`sikd_utils.stats.verdicts`); ``paper`` has ``task`` and ``<kind>_delta`` in points (see
-    :func:`sikd_utils.paper.fig1_table`). Intervals running past ±``limit`` are clipped to the axis and
+    ``sikd_utils.paper.fig1_table``). Intervals running past ±``limit`` are clipped to the axis and
     end in an arrow. ``flags`` maps a task to a note (e.g. a failed teacher gate) shown by its name.
     """
     import matplotlib.pyplot as plt
