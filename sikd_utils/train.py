@@ -274,7 +274,7 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_im
 
 def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
     if teacher is None:
-        raise ValueError("role 'student' (or 'control') needs a trained teacher (a UNet or a checkpoint path)")
+        raise ValueError("roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path)")
     if not isinstance(teacher, torch.nn.Module):
         teacher = load_teacher(teacher, student)
     else:
