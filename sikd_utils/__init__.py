@@ -14,8 +14,9 @@ import importlib
 
 from ._project import VERSION as __version__
 
-_SUBMODULES = ("averaging", "data", "distill", "env", "evaluation", "experiment", "inference", "metrics", "models", "paper", "runtime", "train", "viz",
-               "lesson", "diagrams")
+_SUBMODULES = ("averaging", "configuration", "data", "distill", "env", "evaluation", "evidence", "experiment",
+               "inference", "metrics", "models", "orchestration", "paper", "presets", "reproduce", "runtime", "stats", "train",
+               "viz", "lesson", "diagrams")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

@@ -3,7 +3,7 @@ typed names of its test sets (:class:`TestSet`: a shift family and a severity).
 
 Test sets are keyed by ``(family, severity)``: ``("clean", 0)`` is the source domain's own test set,
 ``("target", s)`` the realistic "new device" domain at severity ``s``, and any family of the shift
-benchmark (:mod:`sikd_utils.data.shifts`) at severities 1–5. Each key is also a string (``"source"``,
+benchmark (``sikd_utils.data.shifts``) at severities 1–5. Each key is also a string (``"source"``,
 ``"target@1"``, ``"blur@3"``) so that tables keep one readable label column; code reads the fields, never
 parses the label.
 """
@@ -219,7 +219,7 @@ def synthetic_splits(config: ExperimentConfig) -> Splits:
 
 def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = None,
                      severities: Sequence[int] = (1, 2, 3, 4, 5)) -> Splits:
-    """Source train/val cases and the shift benchmark's test sets (:mod:`sikd_utils.data.shifts`).
+    """Source train/val cases and the shift benchmark's test sets (``sikd_utils.data.shifts``).
 
     Test sets: ``("clean", 0)``, ``("target", s)`` and every family of ``families`` (default: the
     registry's ``benchmark_families(task)`` if it has one, else every family of ``shift_families(task)``;

@@ -53,7 +53,7 @@ def _finished_epochs(folder: Path) -> int:
 
 
 def train_or_reload(config: ExperimentConfig, splits: Splits, roles: Sequence[str], seed: int) -> dict:
-    """:func:`~sikd_utils.experiment.train_roles`, printing for each role whether it was trained now,
+    """:func:`~sikd_utils.orchestration.train_roles`, printing for each role whether it was trained now,
     resumed, or reloaded from an earlier run (and from which folder)."""
     root = config.run_root(splits.tag)
     before = {}

@@ -5,7 +5,7 @@
 For each task and seed it trains five roles (teacher on class-wise mean images, baseline, SIKD
 student, and the control's raw-image teacher and student), then tests the three methods on the clean
 source test set, the realistic target at severities 1–5 and every family of the shift benchmark
-(:mod:`sikd_utils.data.shifts`) at severities 1–5 (Dice everywhere, HD95 on clean and target).
+(``sikd_utils.data.shifts``) at severities 1–5 (Dice everywhere, HD95 on clean and target).
 
 Built to run in pieces on a machine lent for minutes:
 
@@ -43,7 +43,10 @@ __all__ = ["ReproduceSettings", "reproduce", "run_job", "load_results", "task_do
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
 EVIDENCE_METHODS = ("baseline", "sikd", "control")
-EXIT_DONE, EXIT_UNFINISHED = 0, 3
+#: Exit status when everything is done.
+EXIT_DONE = 0
+#: Exit status when stopped at the time limit (or a job failed), so run the same command again.
+EXIT_UNFINISHED = 3
 SCORE_COLUMNS = ["task", "seed", "method", "family", "severity", "dice", "hd95_mm", "teacher_gate", "n_cases"]
 DISTANCE_FAMILIES = ("clean", "target")  # HD95 only where the results page reports it
 

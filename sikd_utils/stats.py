@@ -28,20 +28,27 @@ __all__ = ["METHODS", "REFERENCE", "GATE_MARGIN", "SEVERITY_WEIGHT", "attach_key
            "compare_methods", "paired_deltas", "degradation_scores", "teacher_gate", "gate_by_seed",
            "verdicts", "severity_table", "VERDICT_RULE", "GATE_RULE", "DEGRADATION_RULE"]
 
-METHODS = ("baseline", "sikd", "control")  # "sikd" = the SIKD student; "control" = plain feature distillation
+#: The tested methods ("sikd" is the SIKD student, "control" the plain feature-distillation student).
+METHODS = ("baseline", "sikd", "control")
+#: The method every difference is taken against.
 REFERENCE = "baseline"
+#: A teacher may be this far (Dice fraction) below the baseline and still pass the gate.
 GATE_MARGIN = 0.02
+#: Severity s weighs SEVERITY_WEIGHT ** s in the degradation score (ROOD-MRI).
 SEVERITY_WEIGHT = 2 / 3
 
+#: The teacher gate, in words.
 GATE_RULE = (f"A teacher passes the gate when its best validation Dice (the SIKD teacher on class-wise mean "
              f"images, the control's raw teacher on raw images) is at least the same seed's baseline "
              f"validation Dice on raw images minus {GATE_MARGIN:g} (2 Dice points). A teacher below the gate "
              f"has not learned what the student is asked to copy; the rows that use it are flagged, never "
              f"dropped.")
+#: The degradation score, in words.
 DEGRADATION_RULE = ("Degradation of a method under a shift family: the severity-weighted mean drop of Dice "
                     "from the clean test set, D = sum_s w_s (Dice_clean - Dice_s) / sum_s w_s over severities "
                     "s = 1..5 with w_s = (2/3)^s (the severity weighting of ROOD-MRI: mild, realistic shifts "
                     "count most). Computed per seed, then mean and 95 % CI over seeds; lower is more robust.")
+#: The verdict rule, in words.
 VERDICT_RULE = ("Per task and test set, the paired difference SIKD - baseline over seeds is a *gain* when its "
                 "95 % CI lies above 0, a *loss* when it lies below 0, a *tie* otherwise. Intra-domain (clean "
                 "source test set): reproduced = gain; not reproduced = tie or loss. Cross-domain (the realistic "
@@ -270,7 +277,7 @@ def verdicts(seed_scores: pd.DataFrame, training: pd.DataFrame | None = None, me
                        cross_verdict="no data")
         if gates is not None and task in gates.index:
             g = gates.loc[task]
-            row["gate"] = f"{g['teacher_passes']}/{g['teacher_gated']} teachers pass"
+            row["gate"] = f"teacher gate: {g['teacher_passes']}/{g['teacher_gated']} seeds pass"
         rows.append(row)
     return pd.DataFrame(rows)
 

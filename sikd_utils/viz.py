@@ -454,7 +454,7 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
 
     ``deltas`` is :func:`sikd_utils.stats.paired_deltas` for one task. Cells whose 95 % CI excludes 0 are
     outlined and their number is bold; missing cells are grey. ``limit`` fixes the symmetric colour range
-    (points); by default the largest |Δ|.
+    (points); by default the largest absolute Δ.
     """
     import matplotlib.pyplot as plt
 
@@ -470,12 +470,12 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
             i, j = families.index(row["family"]), severities.index(row["severity"])
             grid[i, j], sig[i, j] = 100 * row["delta"], bool(row["significant"])
     limit = limit or (float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0) or 1.0
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(severities), 0.9 + 0.36 * len(families)))
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(severities), 1.1 + 0.36 * len(families)))
     else:
         fig = ax.figure
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
     for i in range(len(families)):
         for j in range(len(severities)):
@@ -491,6 +491,8 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
     fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02)
     if title:
         ax.set_title(title, fontsize=9)
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -499,7 +501,7 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
 
     ``ours`` has columns ``task``, ``<kind>_delta`` and ``<kind>_ci`` in Dice fractions (see
     :func:`sikd_utils.stats.verdicts`); ``paper`` has ``task`` and ``<kind>_delta`` in points (see
-    :func:`sikd_utils.paper.fig1_table`). Intervals running past ±``limit`` are clipped to the axis and
+    ``sikd_utils.paper.fig1_table``). Intervals running past ±``limit`` are clipped to the axis and
     end in an arrow. ``flags`` maps a task to a note (e.g. a failed teacher gate) shown by its name.
     """
     import matplotlib.pyplot as plt
@@ -525,12 +527,13 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
         ax.axvline(0, color="0.3", lw=0.8)
         ax.set_xlim(-limit, limit)
         ax.set_title(f"{kind}-domain", fontsize=9)
-        ax.set_xlabel("Δ Dice, SIKD − baseline (points)")
+        ax.set_xlabel("Δ Dice (points)")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(ys, [f"{t} {flags[t]}" if t in flags else t for t in tasks])
     handles = [plt.Line2D([], [], marker="o", color="tab:green", label="ours: mean ± 95 % CI over seeds"),
                plt.Line2D([], [], marker="D", ls="", mfc="none", color="tab:blue", label="paper (Fig. 1)")]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("SIKD − baseline", fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 

@@ -117,3 +117,37 @@ def test_glue_falls_back_to_display(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_myst)
     viz.glue("key", "shown value")
     assert "shown value" in capsys.readouterr().out
+
+
+def test_fingerprint_heatmap_marks_significant_cells():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sikd_utils import viz
+
+    deltas = pd.DataFrame({"family": ["clean", "blur", "blur"], "severity": [0, 1, 2], "delta": [0.01, 0.05, -0.02],
+                           "significant": [False, True, False]})
+    fig = viz.fingerprint_heatmap(deltas, title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["clean", "blur"]
+    bold = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
+    assert bold == ["+5.0"] and len(ax.patches) == 1
+    plt.close(fig)
+
+
+def test_delta_vs_paper_clips_intervals_and_keeps_legend_off_the_axes():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sikd_utils import viz
+    from sikd_utils.paper import fig1_table
+
+    ours = pd.DataFrame({"task": ["polyp"], "intra_delta": [0.01], "intra_ci": [0.5], "cross_delta": [0.02],
+                         "cross_ci": [0.01]})
+    fig = viz.delta_vs_paper(ours, fig1_table(), limit=20, flags={"polyp": "(gate)"})
+    intra = fig.axes[0]
+    assert intra.get_xlim() == (-20, 20)
+    assert max(max(abs(x) for x in line.get_xdata()) for line in intra.lines if len(line.get_xdata())) <= 20
+    assert fig.legends and not intra.get_legend()
+    assert "polyp (gate)" in [t.get_text() for t in intra.get_yticklabels()]
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""What the committed evidence says: the tables and sentences of the book's results page.
+
+Everything here is computed from the per-seed files that :mod:`sikd_utils.reproduce` writes (read by
+:func:`load_results`) with the rules of :mod:`sikd_utils.stats`; notebook 06 displays and glues these
+tables, and ``tests/test_results_page.py`` recomputes every number from the same files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .reproduce import load_results
+
+__all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "PENDING"]
+
+PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
+           "results for this task yet; nothing is shown for it rather than a number from another scale.")
+
+
+def gate_flags(training: pd.DataFrame) -> dict:
+    """``task -> note`` for tasks where some SIKD teacher failed the gate (shown beside the task's name)."""
+    if training is None or not len(training):
+        return {}
+    gate = stats.teacher_gate(training)
+    return {r.task: f"(teacher gate failed on {r.teacher_gated - r.teacher_passes}/{r.teacher_gated} seeds)"
+            for r in gate.itertuples() if r.teacher_gated and r.teacher_passes < r.teacher_gated}
+
+
+def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The results page's tables (Dice in points where a column says so).
+
+    * ``verdicts`` — per task: intra and cross Δ (SIKD − baseline) ± 95 % CI, their verdicts, gate;
+    * ``versus_paper`` — per task and kind (intra/cross): our Δ ± CI beside the paper's Δ;
+    * ``gate`` — per task: validation Dice of baseline, teacher (mean images) and raw teacher; passes;
+    * ``control`` — per task, on clean and on the target (severity-averaged): SIKD − baseline,
+      control − baseline and SIKD − control, each ± 95 % CI;
+    * ``degradation`` — per task and family: degradation of each method and SIKD's minus the baseline's;
+    * ``fingerprint`` — per task, family and severity: SIKD − baseline ± CI (the heat-maps' cells);
+    * ``curves`` — per task, method and severity of clean and target: Dice ± CI (the severity curves).
+    """
+    from .paper import fig1_table
+
+    if not len(scores):
+        return {}
+    verdicts = stats.verdicts(scores, training)
+    paper = fig1_table().set_index("task")
+    rows = []
+    for r in verdicts.itertuples():
+        for kind in ("intra", "cross"):
+            rows.append({"task": r.task, "kind": kind, "delta": 100 * getattr(r, f"{kind}_delta"),
+                         "ci": 100 * getattr(r, f"{kind}_ci"), "verdict": getattr(r, f"{kind}_verdict"),
+                         "paper_delta": float(paper.loc[r.task, f"{kind}_delta"]) if r.task in paper.index else np.nan})
+    versus = pd.DataFrame(rows)
+    shown = verdicts.assign(intra_delta=100 * verdicts["intra_delta"], intra_ci=100 * verdicts["intra_ci"],
+                            cross_delta=100 * verdicts["cross_delta"], cross_ci=100 * verdicts["cross_ci"])
+    gate = stats.teacher_gate(training) if len(training) else pd.DataFrame()
+    summary = stats.method_summary(scores)
+    curves = summary[summary["family"].isin(["clean", "target"])].reset_index(drop=True)
+    return {"verdicts": shown, "versus_paper": versus, "gate": gate, "control": control_table(scores),
+            "degradation": stats.degradation_scores(scores), "fingerprint": stats.paired_deltas(scores, "sikd"),
+            "curves": curves}
+
+
+def _averaged_target(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, seed, method): Dice averaged over the target's severities 1–5 (family "target (mean)")."""
+    target = scores[(scores["family"] == "target") & (scores["severity"] > 0)]
+    mean = target.groupby(["task", "seed", "method"], sort=False)["dice"].mean().reset_index()
+    return mean.assign(family="target (mean)", severity=0)
+
+
+def control_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per task, on the clean test set and the severity-averaged target: the three paired differences."""
+    base = pd.concat([scores[scores["family"] == "clean"][["task", "seed", "method", "family", "severity", "dice"]],
+                      _averaged_target(scores)], ignore_index=True)
+    rows = []
+    for label, (method, reference) in {"SIKD − baseline": ("sikd", "baseline"),
+                                       "control − baseline": ("control", "baseline"),
+                                       "SIKD − control": ("sikd", "control")}.items():
+        deltas = stats.paired_deltas(base, method, reference)
+        for r in deltas.itertuples():
+            rows.append({"task": r.task, "test set": r.family, "comparison": label, "delta": 100 * r.delta,
+                         "ci": 100 * r.delta_ci, "wins": f"{r.wins}/{r.n_seeds}"})
+    return pd.DataFrame(rows, columns=["task", "test set", "comparison", "delta", "ci", "wins"])
+
+
+def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
+    """One generated sentence per task, from :func:`page_tables`' ``verdicts`` (points)."""
+    from .data.tasks import TASKS
+
+    lines = []
+    for r in verdicts.itertuples():
+        title = TASKS[r.task].title if r.task in TASKS else r.task
+        intra = f"{r.intra_delta:+.1f} ± {r.intra_ci:.1f}" if np.isfinite(r.intra_ci) else f"{r.intra_delta:+.1f}"
+        cross = f"{r.cross_delta:+.1f} ± {r.cross_ci:.1f}" if np.isfinite(r.cross_ci) else f"{r.cross_delta:+.1f}"
+        gate = f"; {r.gate}" if isinstance(getattr(r, "gate", None), str) else ""
+        lines.append(f"**{title}** — intra-domain: **{r.intra_verdict}** (Δ {intra} points); cross-domain: "
+                     f"**{r.cross_verdict}** (Δ {cross} points averaged over target severities, "
+                     f"{r.cross_gains} gain(s) and {r.cross_losses} loss(es) among {r.cross_n}){gate}.")
+    return lines

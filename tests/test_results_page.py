@@ -1,0 +1,121 @@
+"""Every number the results page shows equals a recomputation from the committed per-seed files.
+
+The recomputation here is written independently of ``sikd_utils.stats`` (plain numpy/scipy from the
+CSV rows), and runs on the committed ``book/results/`` and on a made-up results folder (so that it
+checks something even before the evidence run has committed results).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from fake_results import write_fake_results
+from sikd_utils import evidence
+from sikd_utils.paper import FIG1
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "book" / "results"
+
+
+def ci(values):
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float(values.mean()) if len(values) else np.nan, np.nan
+    return float(values.mean()), float(st.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def paired(scores, task, family, severity, a, b):
+    rows = scores[(scores.task == task) & (scores.family == family) & (scores.severity == severity)]
+    wide = rows.pivot_table(index="seed", columns="method", values="dice")
+    return (wide[a] - wide[b]).to_numpy()
+
+
+def outcome(mean, half):
+    return "gain" if mean - half > 0 else "loss" if mean + half < 0 else "tie"
+
+
+def check_page(folder):
+    scores, training, _ = evidence.load_results(folder)
+    tables = evidence.page_tables(scores, training)
+    if not len(scores):
+        assert tables == {}
+        return 0
+    checked = 0
+    verdicts = tables["verdicts"].set_index("task")
+    for task in scores.task.unique():
+        mean, half = ci(paired(scores, task, "clean", 0, "sikd", "baseline"))
+        v = verdicts.loc[task]
+        assert v.intra_delta == pytest.approx(100 * mean) and v.intra_ci == pytest.approx(100 * half)
+        assert v.intra_verdict == ("reproduced" if outcome(mean, half) == "gain" else "not reproduced")
+        sevs = sorted(s for s in scores[(scores.task == task) & (scores.family == "target")].severity.unique() if s > 0)
+        per_sev = [ci(paired(scores, task, "target", s, "sikd", "baseline")) for s in sevs]
+        outcomes = [outcome(m, h) for m, h in per_sev]
+        averaged = np.mean([paired(scores, task, "target", s, "sikd", "baseline") for s in sevs], axis=0)
+        am, ah = ci(averaged)
+        assert v.cross_delta == pytest.approx(100 * am) and v.cross_ci == pytest.approx(100 * ah)
+        gains, losses = outcomes.count("gain"), outcomes.count("loss")
+        expected = ("reproduced" if gains and not losses and outcome(am, ah) == "gain"
+                    else "not reproduced" if not gains else "mixed")
+        assert (v.cross_gains, v.cross_losses, v.cross_verdict) == (gains, losses, expected)
+        # beside the paper
+        vs = tables["versus_paper"].set_index(["task", "kind"])
+        assert vs.loc[(task, "intra"), "delta"] == pytest.approx(100 * mean)
+        assert vs.loc[(task, "cross"), "paper_delta"] == FIG1[task][5]
+        # every heat-map cell and curve point
+        for r in tables["fingerprint"][tables["fingerprint"].task == task].itertuples():
+            m, h = ci(paired(scores, task, r.family, r.severity, "sikd", "baseline"))
+            assert r.delta == pytest.approx(m) and r.delta_ci == pytest.approx(h, nan_ok=True)
+            assert r.significant == (m - h > 0 or m + h < 0)
+            checked += 1
+        for r in tables["curves"][tables["curves"].task == task].itertuples():
+            rows = scores[(scores.task == task) & (scores.family == r.family) & (scores.severity == r.severity)
+                          & (scores.method == r.method)]
+            m, h = ci(rows.dice)
+            assert r.dice == pytest.approx(m) and r.dice_ci == pytest.approx(h, nan_ok=True)
+            checked += 1
+        # the control: three paired differences on clean and on the severity-averaged target
+        control = tables["control"][tables["control"].task == task].set_index(["test set", "comparison"])
+        for label, (a, b) in {"SIKD − baseline": ("sikd", "baseline"), "control − baseline": ("control", "baseline"),
+                              "SIKD − control": ("sikd", "control")}.items():
+            m, h = ci(paired(scores, task, "clean", 0, a, b))
+            assert control.loc[("clean", label), "delta"] == pytest.approx(100 * m)
+            m, h = ci(np.mean([paired(scores, task, "target", s, a, b) for s in sevs], axis=0))
+            assert control.loc[("target (mean)", label), "delta"] == pytest.approx(100 * m)
+            assert control.loc[("target (mean)", label), "ci"] == pytest.approx(100 * h)
+        # degradation: severity-weighted drop from clean, weights (2/3)^s
+        deg = tables["degradation"].set_index(["task", "method", "family"])
+        for (method, family), _ in scores[(scores.task == task) & (scores.family != "clean")].groupby(["method", "family"]):
+            values = []
+            for seed in sorted(scores.seed.unique()):
+                rows = scores[(scores.task == task) & (scores.method == method) & (scores.seed == seed)]
+                clean = rows[rows.family == "clean"].dice.mean()
+                fam = rows[rows.family == family]
+                w = (2 / 3) ** fam.severity.to_numpy(dtype=float)
+                values.append(float((w * (clean - fam.dice.to_numpy())).sum() / w.sum()))
+            assert deg.loc[(task, method, family), "degradation"] == pytest.approx(ci(values)[0])
+        # the gate
+        gate = tables["gate"].set_index("task").loc[task]
+        tr = training[training.task == task].pivot_table(index="seed", columns="role", values="best_val_dice")
+        assert gate.teacher_val == pytest.approx(tr["teacher"].mean())
+        assert gate.teacher_passes == int((tr["teacher"] >= tr["baseline"] - 0.02).sum())
+        assert gate.raw_teacher_passes == int((tr["raw_teacher"] >= tr["baseline"] - 0.02).sum())
+        checked += 1
+    return checked
+
+
+def test_committed_results_page_numbers():
+    check_page(COMMITTED)
+
+
+def test_page_numbers_on_made_up_results(tmp_path):
+    folder = write_fake_results(tmp_path)
+    assert check_page(folder) > 20
+    # the failed teacher (cardiac, seed 0) is flagged, by name, in the figures' labels
+    scores, training, _ = evidence.load_results(folder)
+    assert "cardiac" in evidence.gate_flags(training) and "polyp" not in evidence.gate_flags(training)
+    lines = evidence.verdict_sentences(evidence.page_tables(scores, training)["verdicts"])
+    assert len(lines) == 2 and all("intra-domain" in line for line in lines)
