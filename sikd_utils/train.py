@@ -490,7 +490,7 @@ def train(
     it (a finished run returns at once, and says so). Each callback receives the epoch's history record.
 
     Every checkpoint records the identity of the data: ``data_identity`` (see
-    :mod:`sikd_utils.data.identity`; :func:`sikd_utils.experiment.run_task` passes the dataset's) plus a
+    :mod:`sikd_utils.data.identity`; :func:`sikd_utils.orchestration.run_task` passes the dataset's) plus a
     digest of the datasets when they are :class:`~sikd_utils.data.slices.SliceDataset` (else their type
     and length). Resuming on other data, or with other settings, raises ValueError naming the difference.
     All inputs are checked before the first step: labels of the wrong dtype or outside

@@ -88,7 +88,7 @@ def real_identity(dataset: str, root, train_refs: Sequence, val_refs: Sequence) 
 
 
 def cases_identity(train_cases: Sequence, val_cases: Sequence) -> dict:
-    """Identity of cases given by hand (a custom :class:`~sikd_utils.experiment.Splits`)."""
+    """Identity of cases given by hand (a custom :class:`~sikd_utils.configuration.Splits`)."""
     return {"kind": "cases", "n_train": len(train_cases), "n_val": len(val_cases),
             "content": cases_digest([*train_cases, *val_cases])}
 
