@@ -210,6 +210,20 @@ def pages(browser, site):
               images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
                         complete: i.complete, width: i.naturalWidth, alt: i.alt})),
               outputImages: document.querySelectorAll('div.cell_output img').length,
+              // tables whose row headers are just 0, 1, 2, ...: a raw pandas index shown to the reader
+              rawIndexTables: Array.from(document.querySelectorAll('article table')).filter(table => {
+                const heads = Array.from(table.querySelectorAll('tbody tr')).map(r => r.querySelector('th'));
+                return heads.length > 0 && heads.every((th, i) => th && th.textContent.trim() === String(i));
+              }).length,
+              // text inside a closed <details> (solutions) that is nevertheless rendered visibly
+              visibleSolutions: Array.from(document.querySelectorAll('details:not([open])')).filter(d =>
+                Array.from(d.children).some(c => c.tagName !== 'SUMMARY' && c.getClientRects().length > 0)
+              ).length,
+              // a <figure> without a caption
+              uncaptioned: Array.from(document.querySelectorAll('article figure')).filter(f => {
+                const cap = f.querySelector('figcaption');
+                return !cap || !cap.textContent.trim();
+              }).length,
             };
             """
         )
@@ -226,6 +240,18 @@ def test_every_toc_page_loads(pages):
         assert page["h1"], f"{docname}: no page heading rendered ({page['url']})"
         assert "404" not in page["title"], f"{docname}: {page['title']!r}"
         assert not page["console_errors"], f"{docname}: console errors {page['console_errors']}"
+
+
+def test_reader_sees_no_raw_index_no_open_solution_and_captioned_figures(pages):
+    problems = []
+    for docname, page in pages.items():
+        if page["rawIndexTables"]:
+            problems.append(f"{docname}: {page['rawIndexTables']} table(s) show a raw 0, 1, 2 ... index")
+        if page["visibleSolutions"]:
+            problems.append(f"{docname}: {page['visibleSolutions']} closed <details> block(s) show their content")
+        if page["uncaptioned"]:
+            problems.append(f"{docname}: {page['uncaptioned']} figure(s) without a caption")
+    assert not problems, "\n".join(problems)
 
 
 def test_root_redirects_to_intro(browser, site):
