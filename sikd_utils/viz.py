@@ -19,7 +19,7 @@ __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
     "case_browser", "class_toggle", "figure_png", "glue", "last_decoder_features", "busiest_slice",
-    "show_worst_cases", "shift_gallery", "shift_grid", "shift_browser",
+    "show_worst_cases", "shift_gallery", "table", "shift_grid", "shift_browser",
 ]
 
 
@@ -374,6 +374,21 @@ def class_toggle(case: Case, task: str | TaskSpec):
         box.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox(boxes), picture])
+
+
+def table(frame, **to_html):
+    """A DataFrame as an HTML table without its 0, 1, 2 ... row numbers (anything else is returned as is).
+
+    Readers need the columns, not pandas' positional index; a meaningful index (e.g. task names) is
+    kept as a column by ``reset_index`` before calling this.
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    from IPython.display import HTML
+
+    return HTML(frame.to_html(index=False, **to_html))
 
 
 def glue(name: str, value, display: bool = True):

@@ -151,3 +151,14 @@ def test_delta_vs_paper_clips_intervals_and_keeps_legend_off_the_axes():
     assert fig.legends and not intra.get_legend()
     assert "polyp (gate)" in [t.get_text() for t in intra.get_yticklabels()]
     plt.close(fig)
+
+
+def test_table_drops_the_positional_index_and_passes_other_values_through():
+    import pandas as pd
+
+    frame = pd.DataFrame({"task": ["cardiac", "polyp"], "dice": [0.9, 0.8]})
+    html = viz.table(frame).data
+    assert "<th>task</th>" in html and "cardiac" in html
+    assert "<th>0</th>" not in html and "<th>1</th>" not in html  # no row numbers
+    marker = object()
+    assert viz.table(marker) is marker
