@@ -19,7 +19,7 @@ __all__ = [
     "display_image", "label_overlay", "middle_slice", "show_cases", "show_domains", "show_mean_image",
     "plot_histories", "feature_pca_rgb", "show_feature_maps", "dumbbell", "severity_curves",
     "case_browser", "class_toggle", "figure_png", "glue", "last_decoder_features", "busiest_slice",
-    "show_worst_cases", "shift_gallery", "table", "shift_grid", "shift_browser",
+    "show_worst_cases", "shift_gallery", "table", "bullets_html", "shift_grid", "shift_browser",
 ]
 
 
@@ -389,6 +389,24 @@ def table(frame, **to_html):
     from IPython.display import HTML
 
     return HTML(frame.to_html(index=False, **to_html))
+
+
+def bullets_html(lines):
+    """Markdown bullet lines (``- text`` with ``**bold**``) as an HTML list.
+
+    A book page can paste another document's glued HTML but not its Markdown (MyST-NB's ``glue:md``
+    works within one document only), so generated sentences travel to the results page as HTML.
+    """
+    import html
+    import re
+
+    from IPython.display import HTML
+
+    items = []
+    for line in lines:
+        text = html.escape(re.sub(r"^\s*-\s+", "", line))
+        items.append("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text) + "</li>")
+    return HTML("<ul>" + "".join(items) + "</ul>")
 
 
 def glue(name: str, value, display: bool = True):

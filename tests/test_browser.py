@@ -221,6 +221,10 @@ def pages(browser, site):
                 // content-visibility), so getClientRects() would call hidden content visible
                 Array.from(d.children).some(c => c.tagName !== 'SUMMARY' && c.checkVisibility())
               ).length,
+              // a Python object's repr pasted instead of its content (e.g. a glued Markdown object)
+              reprLeaks: (document.querySelector('article') || document.body).innerText
+                           .split(String.fromCharCode(10))
+                           .filter(l => /<IPython[.]core[.]display[.]|object at 0x[0-9a-f]+>/.test(l)),
               // a <figure> without a caption
               uncaptioned: Array.from(document.querySelectorAll('article figure')).filter(f => {
                 const cap = f.querySelector('figcaption');
@@ -251,6 +255,8 @@ def test_reader_sees_no_raw_index_no_open_solution_and_captioned_figures(pages):
             problems.append(f"{docname}: {page['rawIndexTables']} table(s) show a raw 0, 1, 2 ... index")
         if page["visibleSolutions"]:
             problems.append(f"{docname}: {page['visibleSolutions']} closed <details> block(s) show their content")
+        if page["reprLeaks"]:
+            problems.append(f"{docname}: a Python repr instead of content: {page['reprLeaks'][:2]}")
         if page["uncaptioned"]:
             problems.append(f"{docname}: {page['uncaptioned']} figure(s) without a caption")
     assert not problems, "\n".join(problems)

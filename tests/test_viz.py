@@ -162,3 +162,8 @@ def test_table_drops_the_positional_index_and_passes_other_values_through():
     assert "<th>0</th>" not in html and "<th>1</th>" not in html  # no row numbers
     marker = object()
     assert viz.table(marker) is marker
+
+
+def test_bullets_html_keeps_bold_and_escapes_the_rest():
+    html = viz.bullets_html(["- **Cardiac** — Δ <1 point", "plain"]).data
+    assert html == "<ul><li><strong>Cardiac</strong> — Δ &lt;1 point</li><li>plain</li></ul>"
