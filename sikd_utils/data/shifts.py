@@ -35,6 +35,7 @@ from scipy import ndimage
 
 from .case import Case
 from .synthetic import render_cases, task_module
+from .synthetic.core import _check_int
 from .tasks import TASKS, get_task
 
 __all__ = ["ShiftFamily", "SEVERITIES", "TEST_INDEX_OFFSET", "shift_families", "shift_cases",
@@ -370,13 +371,6 @@ def parse_family(task: str, family: str) -> list[ShiftFamily]:
         if len(set(names)) != len(names):
             raise ValueError(f"family {family!r} names a family twice")
     return chosen
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None and value > hi):
-        rng = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {rng}, got {value!r}")
-    return int(value)
 
 
 def shift_cases(task: str, family: str, severity: int, n_cases: int, image_size: int, seed: int = 0) -> list[Case]:

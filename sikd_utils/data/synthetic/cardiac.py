@@ -177,7 +177,7 @@ def anatomy(rng, rng_noise, size, sev_shape) -> dict:
             "heterogeneity": heterogeneity, "coil": coil, "n1": n1, "n2": n2}
 
 
-def acquire(scene: dict, A: dict, rng_noise):
+def acquire(scene: dict, A: dict):
     """The scanner: turns a scene into an image with appearance parameters ``A`` (scene left unchanged)."""
     sig = scene["sig"]
     lab = scene["lab"]
@@ -200,4 +200,4 @@ def acquire(scene: dict, A: dict, rng_noise):
 def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     """One case: anatomy from ``rng``, appearance from ``rng_app``, textures and noise from ``rng_noise``."""
     scene = anatomy(rng, rng_noise, size, sev_shape)
-    return acquire(scene, _draw(APPEARANCE, rng_app, sev_app), rng_noise)
+    return acquire(scene, _draw(APPEARANCE, rng_app, sev_app))
