@@ -91,6 +91,9 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
     channels_last: bool | None = None  # None: on CUDA only
     compile: bool = False  # torch.compile the model (CUDA speed-up; first epoch pays compilation)
+    # whole batches augmented on the training device (SliceDataset.batch) instead of per item in a
+    # DataLoader; same batches, same parameters, results equal up to float rounding. None: on CUDA only.
+    batched_augmentation: bool | None = None
     num_workers: int = 0
     progress: bool = True
 
@@ -113,6 +116,8 @@ class TrainConfig:
         if self.channels_last is not None:
             check_bool("channels_last", self.channels_last)
         check_bool("compile", self.compile)
+        if self.batched_augmentation is not None:
+            check_bool("batched_augmentation", self.batched_augmentation)
         check_device(self.device)
 
     def scaled_milestones(self) -> list[int]:
@@ -293,11 +298,15 @@ def validation_dice(
     num_classes = num_classes or model.num_classes
     was_training = model.training
     model.eval()
-    inter = torch.zeros(num_classes, dtype=torch.float64)
-    total = torch.zeros(num_classes, dtype=torch.float64)
+    inter = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    total = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    if callable(getattr(data, "batch", None)):  # SliceDataset: slices straight from its stored tensors
+        order = torch.arange(len(data))
+        batches = (data.batch(order[i:i + batch_size], device=device) for i in range(0, len(data), batch_size))
+    else:
+        batches = (_batch(b, device, channels_last=False) for b in DataLoader(data, batch_size=batch_size))
     try:
-        for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
-            images, labels = _batch(batch, device, channels_last=False)
+        for images, labels in batches:
             if mean_images:
                 images = class_wise_mean(images, labels, num_classes)
             with autocast(device, precision):
@@ -305,14 +314,43 @@ def validation_dice(
             pred = logits.argmax(1)
             for k in range(1, num_classes):
                 p, t = pred == k, labels == k
-                inter[k] += (p & t).sum().item()
-                total[k] += p.sum().item() + t.sum().item()
+                inter[k] += (p & t).sum()
+                total[k] += p.sum() + t.sum()
     finally:
         model.train(was_training)
+    inter, total = inter.cpu(), total.cpu()
     present = total[1:] > 0
     if not present.any():
         return float("nan")
     return float((2 * inter[1:][present] / total[1:][present]).mean())
+
+
+def _use_batched_augmentation(config: TrainConfig, data, cuda: bool) -> bool:
+    """Whether this run augments whole batches on its device (see ``TrainConfig.batched_augmentation``)."""
+    able = callable(getattr(data, "batch", None))
+    if config.batched_augmentation and not able:
+        raise ValueError(f"batched_augmentation=True needs a dataset with a batch(indices, epoch, device) "
+                         f"method (SliceDataset); got {type(data).__name__}")
+    return able if config.batched_augmentation is None and cuda else bool(config.batched_augmentation)
+
+
+def _epoch_batches(data, config: TrainConfig, epoch: int, generator: torch.Generator, device: torch.device,
+                   channels_last: bool, batched: bool):
+    """The epoch's (images, labels) batches on ``device``. The batched path takes its indices from a
+    shuffling DataLoader over ``range(len(data))`` with the same generator, so both paths see the same
+    items in the same batches (whatever the DataLoader draws from the generator, in whatever order)."""
+    if not batched:
+        loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator,
+                            num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                            persistent_workers=False)
+        for batch in loader:
+            yield _batch(batch, device, channels_last)
+        return
+    for index in DataLoader(range(len(data)), batch_size=config.batch_size, shuffle=True, generator=generator):
+        images, labels = data.batch(index, epoch, device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        yield images, labels
 
 
 def _raw_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -545,6 +583,7 @@ def train(
         if (folder / BEST).exists():
             best_state = _load_checkpoint(folder / BEST)["model"]
 
+    batched = _use_batched_augmentation(config, train_data, cuda)
     teacher_net = _prepare_teacher(teacher, model, device, channels_last) if config.role in DISTILLED_ROLES else None
     step_model = torch.compile(model) if config.compile else model
 
@@ -584,15 +623,12 @@ def train(
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)
         generator = torch.Generator().manual_seed(epoch_seed)
-        loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=generator,
-                            num_workers=config.num_workers, pin_memory=cuda,
-                            persistent_workers=False)
+        batches = _epoch_batches(train_data, config, epoch, generator, device, channels_last, batched)
         model.train()
-        sums = {"loss": 0.0, "ce": 0.0, "mse": 0.0}
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, ce, mse; read once per epoch
         seen = 0
         bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
-        for batch in loader:
-            images, labels = _batch(batch, device, channels_last)
+        for images, labels in batches:
             step_autocast = functools.partial(autocast, device, precision)
             try:
                 if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
@@ -607,15 +643,15 @@ def train(
                 raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: {err}") from None
             n = images.shape[0]
             seen += n
-            for key, value in zip(("loss", "ce", "mse"), loss):
-                sums[key] += float(value.detach()) * n
+            sums += torch.stack([value.detach().double() for value in loss]) * n
             bar.update()
 
         val = float("nan")
         if has_val:
             val = validation_dice(model, val_data, num_classes, mean_images=config.role == "teacher",
                                   batch_size=config.batch_size, device=device, precision=precision)
-        record = {"epoch": epoch + 1, "lr": lr, **{k: v / seen for k, v in sums.items()}, "val_dice": val,
+        means = (sums / seen).tolist()
+        record = {"epoch": epoch + 1, "lr": lr, **dict(zip(("loss", "ce", "mse"), means)), "val_dice": val,
                   "seconds": time.perf_counter() - began}
         history.append(record)
         improved = (not has_val) or (not np.isnan(val) and val > best_dice)

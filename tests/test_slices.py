@@ -333,3 +333,44 @@ def test_errors():
     with pytest.raises(ValueError):
         ds.set_epoch(-1)
     assert "1 slices from 1 cases" in repr(ds)
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+def _mixed_dataset(augment=True):
+    """Raw sizes differ (non-square and square) so the conjugated rotation is exercised too."""
+    cases = [volume_case(h=30, w=26, case_id="v"), image_case(h=40, w=36, case_id="a"),
+             image_case(h=32, w=32, case_id="b", seed=3)]
+    return SliceDataset(cases, 24, augment=augment, seed=5)
+
+
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_batch_equals_stacked_items_bit_for_bit_on_cpu(epoch):
+    ds = _mixed_dataset()
+    order = torch.tensor([4, 0, 2, 1, 3])
+    images, labels = ds.batch(order, epoch)
+    items = [ds.get_item(int(i), epoch) for i in order]
+    moved = sum(not ds.augmentation(int(i), epoch).is_identity for i in order)
+    assert 0 < moved < len(order)  # both paths (resampled and copied) are exercised
+    assert torch.equal(images, torch.stack([it["image"] for it in items]))
+    assert torch.equal(labels, torch.stack([it["label"] for it in items]))
+    assert labels.dtype == torch.int64 and images.dtype == torch.float32
+
+
+def test_batch_without_augmentation_and_index_errors():
+    ds = _mixed_dataset(augment=False)
+    images, labels = ds.batch([-1, 0])
+    assert torch.equal(images[0], ds.images[-1]) and torch.equal(labels[1], ds.labels[0].long())
+    images[0] += 1  # a copy: the stored slices are untouched
+    assert not torch.equal(images[0], ds.images[-1])
+    with pytest.raises(IndexError, match=r"indices must lie in \[-5, 5\)"):
+        ds.batch([0, 5])
+
+
+def test_batch_device_copy_is_not_pickled():
+    import pickle
+
+    ds = _mixed_dataset()
+    ds._device_copies = {"meta": "stand-in for a GPU copy"}
+    assert "_device_copies" not in pickle.loads(pickle.dumps(ds)).__dict__

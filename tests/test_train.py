@@ -162,3 +162,46 @@ def test_student_with_zero_weight_is_the_baseline_bit_for_bit(toy_data, tiny_tea
                     val_ds, teacher=tiny_teacher.model)
     for key, value in base.model.state_dict().items():
         assert torch.equal(student.model.state_dict()[key], value), key
+
+
+def _slice_data():
+    from sikd_utils.data.slices import SliceDataset
+    from sikd_utils.data.synthetic import make_cases
+
+    cases = make_cases("fundus", n_cases=6, image_size=32, seed=0)
+    return SliceDataset(cases[:4], 32, augment=True, seed=1), SliceDataset(cases[4:], 32)
+
+
+def test_batched_order_is_the_shuffling_dataloaders():
+    """The batched path must see the items a DataLoader(dataset, shuffle=True, generator=g) gives."""
+    from torch.utils.data import DataLoader
+
+    from sikd_utils.train import _epoch_batches
+
+    train_ds, _ = _slice_data()
+    train_ds.set_epoch(2)
+    config = _cfg(batch_size=3)
+    loader = DataLoader(train_ds, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(7))
+    expected = [(b["image"], b["label"]) for b in loader]
+    got = list(_epoch_batches(train_ds, config, 2, torch.Generator().manual_seed(7), torch.device("cpu"),
+                              False, batched=True))
+    assert len(got) == len(expected) == 2
+    for (a, la), (b, lb) in zip(expected, got):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_batched_augmentation_gives_the_same_run():
+    train_ds, val_ds = _slice_data()
+    runs = [train(build_model("baseline", 3, 3, 4, seed=0), train_ds,
+                  _cfg(epochs=2, batched_augmentation=flag), val_ds) for flag in (False, True)]
+    for (name, a), b in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert [h["val_dice"] for h in runs[0].history] == [h["val_dice"] for h in runs[1].history]
+
+
+def test_batched_augmentation_needs_a_batching_dataset(toy_data):
+    train_ds, _ = toy_data
+    with pytest.raises(ValueError, match="batched_augmentation=True needs a dataset with a batch"):
+        train(build_model("baseline", 1, 3, 4, seed=0), train_ds, _cfg(batched_augmentation=True))
+    with pytest.raises(TypeError, match="batched_augmentation must be True or False"):
+        _cfg(batched_augmentation="yes")

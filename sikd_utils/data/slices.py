@@ -51,6 +51,7 @@ __all__ = [
     "draw_augmentation",
     "sampling_matrix",
     "apply_affine",
+    "affine_batch",
     "monai_reference_transform",
     "TRANSLATE_FRACTION",
     "MAX_ROTATION",
@@ -229,6 +230,39 @@ def apply_affine(
     return out, lab[0, 0].to(label.dtype)
 
 
+def _grid_thetas(shift: np.ndarray, angle: np.ndarray, scale: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`sampling_matrix` then :func:`_grid_theta` for a whole batch at once: (B, 2, 3) float64."""
+    c, s = np.cos(angle), np.sin(angle)
+    ratio = scale[:, 0] / scale[:, 1]
+    matrix = np.zeros((len(angle), 3, 3))
+    matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 0, 2] = c, -s * ratio, shift[:, 0]
+    matrix[:, 1, 0], matrix[:, 1, 1], matrix[:, 1, 2] = s / ratio, c, shift[:, 1]
+    matrix[:, 2, 2] = 1.0
+    h, w = size
+    to_pixels = np.array([[0.0, h / 2, 0.0], [w / 2, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    return (np.linalg.inv(to_pixels) @ matrix @ to_pixels)[:, :2]
+
+
+def affine_batch(
+    images: torch.Tensor, labels: torch.Tensor, thetas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`apply_affine` for a batch in one resample: images (B, C, H, W), labels (B, H, W), thetas
+    (B, 2, 3) in ``grid_sample``'s normalised coordinates, all on one device.
+
+    The grid is built by the same broadcasting sum as the per-item path (not ``affine_grid``), so on a
+    CPU the two agree bit for bit; on a GPU they differ by float rounding only.
+    """
+    size = tuple(images.shape[-2:])
+    xs, ys = (t.to(images.device) for t in _pixel_centres(size))
+    theta = thetas.to(device=images.device, dtype=torch.float32)
+    a, b, c = (theta[:, 0, k, None, None] for k in range(3))
+    d, e, f = (theta[:, 1, k, None, None] for k in range(3))
+    grid = torch.stack((ys * b + c + xs * a, ys * e + f + xs * d), dim=-1)
+    out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    lab = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out, lab[:, 0].to(labels.dtype)
+
+
 def monai_reference_transform(image_size: int | Sequence[int], raw_size: int | Sequence[int], augment: bool = True):
     """The naive per-item MONAI pipeline that :class:`SliceDataset` is equivalent to (dict-based).
 
@@ -399,6 +433,57 @@ class SliceDataset(Dataset):
             image, label = apply_affine(image, label.to(torch.int64), matrix)
         case_id, z = self.slice_index[i]
         return {"image": image, "label": label, "case_id": case_id, "slice": z}
+
+    def batch(
+        self, indices: Sequence[int] | torch.Tensor, epoch: int | None = None, device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``indices`` at ``epoch`` as one batch on ``device``: images (B, C, H, W) float32, labels
+        (B, H, W) int64 — what stacking :meth:`get_item` gives, made in one resample on ``device``.
+
+        Why: per-item resampling on a CPU feeds a GPU at a few hundred slices per second; here the
+        stored slices stay on the device (copied once) and the whole batch is augmented there. The
+        parameters are the same pure function of (seed, epoch, index), so resuming stays exact; items
+        whose draw is the identity are copied, not resampled, exactly as :meth:`get_item` does.
+        """
+        epoch = self.epoch if epoch is None else operator.index(epoch)
+        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        n = len(self)
+        if index.numel() and (int(index.min()) < -n or int(index.max()) >= n):
+            raise IndexError(f"indices must lie in [-{n}, {n}) for SliceDataset of length {n}, "
+                             f"got [{int(index.min())}, {int(index.max())}]")
+        index = index % n
+        images, labels = self._stored_on(torch.device(device))
+        dev_index = index.to(images.device)
+        images, labels = images[dev_index], labels[dev_index].to(torch.int64)
+        if not self.augment:
+            return images, labels
+        draws = [self.augmentation(i, epoch) for i in index.tolist()]
+        moved = np.array([not p.is_identity for p in draws])
+        if not moved.any():
+            return images, labels
+        shift = np.array([p.shift for p in draws], dtype=np.float64)
+        angle = np.array([p.angle for p in draws], dtype=np.float64)
+        scale = np.array([self.resize_scale(i) for i in index.tolist()], dtype=np.float64)
+        thetas = torch.from_numpy(_grid_thetas(shift[moved], angle[moved], scale[moved], self.image_size))
+        rows = torch.from_numpy(np.flatnonzero(moved)).to(images.device)
+        warped, warped_labels = affine_batch(images[rows], labels[rows], thetas)
+        images[rows], labels[rows] = warped, warped_labels
+        return images, labels
+
+    def __getstate__(self) -> dict:
+        # device copies stay with their process (DataLoader workers, pickling)
+        return {k: v for k, v in self.__dict__.items() if k != "_device_copies"}
+
+    def _stored_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored slices on ``device``, copied there once and kept (a GPU copy of a 2,000-slice
+        128 px set is ~130 MiB)."""
+        if device.type == "cpu":
+            return self.images, self.labels
+        cache = self.__dict__.setdefault("_device_copies", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = (self.images.to(device), self.labels.to(device))
+        return cache[key]
 
     def fingerprint(self) -> str:
         """Digest of what training sees: the stored slices and the augmentation settings.
