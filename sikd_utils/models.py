@@ -10,9 +10,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "count_parameters", "architecture_of"]
+__all__ = ["UNet", "count_parameters", "architecture_of", "FEATURE_LAYERS", "check_feature_layer"]
 
 DEPTH = 4  # number of 2× poolings; inputs are padded to a multiple of 2**DEPTH
+# where ``forward(x, features_at=...)`` takes the features it returns: the last decoder block (what SIKD
+# distils) or the bottleneck (the deepest encoder output, identical in structure for student and teacher)
+FEATURE_LAYERS = ("last_decoder", "bottleneck")
+
+
+def check_feature_layer(features_at: str) -> str:
+    """Refuse a layer name no network exposes, naming the valid ones."""
+    if features_at not in FEATURE_LAYERS:
+        raise ValueError(f"features_at must be one of {FEATURE_LAYERS}, got {features_at!r}")
+    return features_at
 
 
 class ConvBlock(nn.Sequential):
@@ -47,7 +57,12 @@ class UNet(nn.Module):
     ``forward`` returns ``(logits, features)``: ``features`` is the output of the last decoder block
     (``base_channels`` channels at input resolution, after BN+ReLU), the tensor SIKD distils.
     Any input height/width works: it is zero-padded to a multiple of 16 and the outputs are cropped back.
+    ``forward(x, features_at="bottleneck")`` returns the deepest encoder block's output instead
+    (``16 · base_channels`` channels at 1/16 of the padded size, not cropped) for the distillation-layer
+    ablation; the logits are the same either way.
     """
+
+    backbone = "unet"  # the protocol train() relies on: see sikd_utils.backbones
 
     def __init__(
         self,
@@ -77,7 +92,8 @@ class UNet(nn.Module):
         self.decoders = nn.ModuleList([ConvBlock(merge * widths[i - 1], widths[i - 1]) for i in range(DEPTH, 0, -1)])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, features_at: str = "last_decoder") -> tuple[torch.Tensor, torch.Tensor]:
+        check_feature_layer(features_at)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNet expects input (batch, {self.in_channels}, height, width), got shape {tuple(x.shape)}"
@@ -101,19 +117,26 @@ class UNet(nn.Module):
         logits = self.head(features)
         if pad_h or pad_w:
             logits, features = logits[..., :h, :w], features[..., :h, :w]
+        if features_at == "bottleneck":
+            return logits, skips[-1]
         return logits, features
 
     def extra_repr(self) -> str:
         return f"skip_connections={self.skip_connections}"
 
 
-def architecture_of(model: UNet) -> dict:
-    """The constructor arguments that define ``model``'s weights (stored in every checkpoint)."""
+def architecture_of(model: nn.Module) -> dict:
+    """What defines ``model``'s weights (stored in every checkpoint): its constructor arguments and backbone.
+
+    Works for our ``UNet`` and every wrapper of :mod:`sikd_utils.backbones`;
+    :func:`sikd_utils.backbones.from_architecture` rebuilds the network from it.
+    """
     return {
         "in_channels": model.in_channels,
         "num_classes": model.num_classes,
         "base_channels": model.base_channels,
         "skip_connections": model.skip_connections,
+        "backbone": model.backbone,
     }
 
 

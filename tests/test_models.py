@@ -38,5 +38,10 @@ def test_bad_constructor_arguments():
 
 
 def test_architecture_round_trip():
+    from sikd_utils.backbones import from_architecture
+
     net = UNet(3, 3, 8, skip_connections=False)
-    assert UNet(**architecture_of(net)).state_dict().keys() == net.state_dict().keys()
+    assert architecture_of(net)["backbone"] == "unet"
+    assert from_architecture(architecture_of(net)).state_dict().keys() == net.state_dict().keys()
+    old = {k: v for k, v in architecture_of(net).items() if k != "backbone"}  # checkpoints before issue 13
+    assert isinstance(from_architecture(old), UNet)
