@@ -12,6 +12,12 @@ feature distillation brings):
 * ``control``     — ordinary U-Net distilled from a ``raw_teacher`` exactly as the student is, the
   teacher fed the raw image.
 
+Every role can use another backbone (``build_model(..., backbone=...)``, :mod:`sikd_utils.backbones`);
+its teacher is the same network without skips. For the comparisons of issue 13, :class:`TrainConfig`
+also chooses the distillation term (``distill_method``), the distilled layer (``distill_layer``) and
+what the teacher sees (``teacher_input``: a ``teacher`` is trained on it, a ``student``'s teacher is
+fed it); the defaults are SIKD's and give exactly the results they gave before these options existed.
+
 Defaults are the official recipe (Adam 1e-3, ×0.5 at epochs 60/100/150/180 of 200 — scaled to the
 epoch count —, batch 20, seed 20). Randomness is re-derived from (seed, epoch) at the start of every
 epoch, and a checkpoint is written atomically after every epoch, so a run that is interrupted and
@@ -38,11 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .averaging import class_wise_mean
 from .checks import check_bool, check_float, check_int, check_writable_dir
 from .data.identity import describe_identity, differences
-from .distill import DEFAULT_WEIGHT, SIKDLoss, check_finite, sikd_step
-from .models import UNet, architecture_of
+from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
+                        is_segmenter)
+from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, SIKDLoss, check_choice,
+                      check_finite, sikd_step, teacher_input_function)
+from .models import FEATURE_LAYERS, UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
 __all__ = [
@@ -62,6 +70,10 @@ __all__ = [
     "check_device",
     "remove_stale_temporaries",
     "CHECKPOINT_FORMAT",
+    "BACKBONES",
+    "DISTILL_METHODS",
+    "FEATURE_LAYERS",
+    "TEACHER_INPUTS",
 ]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
@@ -71,7 +83,9 @@ CHECKPOINT_FORMAT = "sikd-checkpoint/1"
 LAST, BEST = "last.pt", "best.pt"
 # settings that change the weights a run produces: a resumed run must match them exactly
 _RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
-                 "distill_weight", "seed")
+                 "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input")
+# roles whose teacher input is fixed by definition (teacher_input may only repeat it)
+_FIXED_TEACHER_INPUT = {"raw_teacher": "raw", "control": "raw"}
 
 
 @dataclass
@@ -87,6 +101,11 @@ class TrainConfig:
     gamma: float = 0.5
     distill_weight: float = DEFAULT_WEIGHT
     seed: int = 20
+    # comparisons (issue 13); like distill_weight, the first three are ignored by roles that do not distil
+    distill_method: str = "feature_mse"  # SIKD's; or "logit_kd", "attention_transfer" (sikd_utils.distill)
+    kd_temperature: float = DEFAULT_TEMPERATURE  # logit_kd only
+    distill_layer: str = "last_decoder"  # or "bottleneck" (feature methods only)
+    teacher_input: str | None = None  # None: the role's own (mean_image; raw for raw_teacher and control)
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
     channels_last: bool | None = None  # None: on CUDA only
@@ -106,6 +125,21 @@ class TrainConfig:
         self.weight_decay = check_float("weight_decay", self.weight_decay, 0.0)
         self.gamma = check_float("gamma (learning-rate decay factor)", self.gamma, 0.0, 1.0, strict_minimum=True)
         self.distill_weight = check_float("distill_weight", self.distill_weight, 0.0)
+        check_choice("distill_method", self.distill_method, DISTILL_METHODS)
+        self.kd_temperature = check_float("kd_temperature", self.kd_temperature, 0.0, strict_minimum=True)
+        check_choice("distill_layer", self.distill_layer, FEATURE_LAYERS)
+        if self.distill_method == "logit_kd" and self.distill_layer != "last_decoder":
+            raise ValueError(f"distill_layer={self.distill_layer!r} does not apply to logit_kd, which distils "
+                             "the logits; leave distill_layer='last_decoder'")
+        if self.teacher_input is not None:
+            check_choice("teacher_input", self.teacher_input, TEACHER_INPUTS)
+            if self.role == "baseline":
+                raise ValueError("role 'baseline' has no teacher; leave teacher_input=None")
+            fixed = _FIXED_TEACHER_INPUT.get(self.role)
+            if fixed is not None and self.teacher_input != fixed:
+                raise ValueError(f"role {self.role!r} feeds its teacher the {fixed!r} image by definition, got "
+                                 f"teacher_input={self.teacher_input!r}; for the ablation use roles 'teacher' "
+                                 "and 'student' with that teacher_input")
         self.seed = check_int("seed", self.seed, 0)
         self.num_workers = check_int("num_workers", self.num_workers, 0)
         if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Iterable):
@@ -120,9 +154,20 @@ class TrainConfig:
             check_bool("batched_augmentation", self.batched_augmentation)
         check_device(self.device)
 
+    def effective_teacher_input(self) -> str | None:
+        """What the teacher sees, by name (TEACHER_INPUTS): the input a ``teacher``/``raw_teacher`` is
+        trained and validated on, and the one a ``student``/``control`` feeds its frozen teacher; None
+        for the baseline."""
+        if self.role == "baseline":
+            return None
+        return _FIXED_TEACHER_INPUT.get(self.role) or self.teacher_input or "mean_image"
+
     def scaled_milestones(self) -> list[int]:
         """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
         return sorted({max(1, round(m * self.epochs / 200)) for m in self.milestones})
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -156,14 +201,26 @@ def check_device(device: str | torch.device) -> None:
 
 
 def build_model(
-    role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None
+    role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None,
+    backbone: str = "unet", teacher_input: str | None = None,
 ) -> UNet:
-    """A freshly initialised U-Net for ``role`` (the teacher has no skip connections)."""
+    """A freshly initialised network for ``role`` (the teacher has no skip connections).
+
+    ``backbone``: ``"unet"`` (ours, the paper's) or a MONAI network of :mod:`sikd_utils.backbones`.
+    ``teacher_input="label_onehot"`` builds a ``teacher`` for one-hot label maps: ``in_channels`` becomes
+    ``num_classes`` (pass the same ``teacher_input`` in its TrainConfig); other values change nothing.
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    check_backbone(backbone)
+    if teacher_input is not None:
+        check_choice("teacher_input", teacher_input, TEACHER_INPUTS)
+    if role == "teacher" and teacher_input == "label_onehot":
+        in_channels = num_classes
     if seed is not None:
         torch.manual_seed(seed)
-    return UNet(in_channels, num_classes, base_channels, skip_connections=role not in SKIP_FREE_ROLES)
+    return build_backbone(backbone, in_channels, num_classes, base_channels,
+                          skip_connections=role not in SKIP_FREE_ROLES)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -236,29 +293,42 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_model(path: str | os.PathLike, expect: dict | None = None) -> UNet:
-    """Rebuild a U-Net from a checkpoint file (or run folder: best.pt, else last.pt).
+def _architecture(ckpt: dict) -> dict:
+    """A checkpoint's architecture; those written before other backbones existed hold our U-Net."""
+    return {**ckpt["architecture"], "backbone": ckpt["architecture"].get("backbone", "unet")}
 
-    ``expect`` maps architecture fields (in_channels, num_classes, base_channels, skip_connections)
-    to required values; any difference raises a ValueError naming both.
+
+def load_model(path: str | os.PathLike, expect: dict | None = None) -> UNet:
+    """Rebuild a network from a checkpoint file (or run folder: best.pt, else last.pt).
+
+    ``expect`` maps architecture fields (in_channels, num_classes, base_channels, skip_connections,
+    backbone) to required values; any difference raises a ValueError naming both.
     """
     ckpt = _load_checkpoint(path)
-    arch = dict(ckpt["architecture"])
+    arch = _architecture(ckpt)
     if expect:
         wrong = {k: (arch.get(k), v) for k, v in expect.items() if arch.get(k) != v}
         if wrong:
             detail = ", ".join(f"{k}: checkpoint has {a!r}, expected {b!r}" for k, (a, b) in wrong.items())
             raise ValueError(f"checkpoint {ckpt['path']} does not match the required architecture ({detail})")
-    model = UNet(**arch)
+    model = from_architecture(arch)
     model.load_state_dict(ckpt["model"])
     return model
 
 
-def load_teacher(path: str | os.PathLike, student: UNet) -> UNet:
-    """Load a teacher checkpoint that can supervise ``student``: skip-free, same widths, same I/O."""
+def load_teacher(path: str | os.PathLike, student: UNet, teacher_input: str | None = None) -> UNet:
+    """Load a teacher checkpoint that can supervise ``student``: skip-free, same backbone, widths and
+    classes, and the student's input channels — or ``num_classes`` when it sees one-hot label maps
+    (``teacher_input="label_onehot"``)."""
+    return load_model(path, expect=_teacher_architecture(student, teacher_input))
+
+
+def _teacher_architecture(student, teacher_input: str | None) -> dict:
     expect = architecture_of(student)
     expect["skip_connections"] = False
-    return load_model(path, expect=expect)
+    if teacher_input == "label_onehot":
+        expect["in_channels"] = student.num_classes
+    return expect
 
 
 # --------------------------------------------------------------------------- training
@@ -285,14 +355,20 @@ def validation_dice(
     batch_size: int = 32,
     device: str | torch.device = "auto",
     precision: str = "auto",
+    teacher_input: str | None = None,
 ) -> float:
     """Mean foreground Dice over a validation set of 2D slices (model selection only).
 
     Intersections and sizes are pooled over all slices per class (classes absent everywhere are
     skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
-    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated. ``precision`` as
-    in :class:`TrainConfig`.
+    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated; ``teacher_input``
+    names any input of TEACHER_INPUTS instead (a label_onehot teacher is validated on one-hot labels).
+    ``precision`` as in :class:`TrainConfig`.
     """
+    if mean_images and teacher_input not in (None, "mean_image"):
+        raise ValueError(f"mean_images=True contradicts teacher_input={teacher_input!r}; pass one of them")
+    transform = teacher_input_function("mean_image" if mean_images else teacher_input) \
+        if (mean_images or teacher_input) else None
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     num_classes = num_classes or model.num_classes
@@ -307,8 +383,8 @@ def validation_dice(
         batches = (_batch(b, device, channels_last=False) for b in DataLoader(data, batch_size=batch_size))
     try:
         for images, labels in batches:
-            if mean_images:
-                images = class_wise_mean(images, labels, num_classes)
+            if transform is not None:
+                images = transform(images, labels, num_classes)
             with autocast(device, precision):
                 logits, _ = model(images)
             pred = logits.argmax(1)
@@ -353,17 +429,12 @@ def _epoch_batches(data, config: TrainConfig, epoch: int, generator: torch.Gener
         yield images, labels
 
 
-def _raw_images(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The control's teacher input: the raw images themselves."""
-    return images
-
-
-def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_images: bool, autocast,
-                     scaler) -> SIKDLoss:
-    """One cross-entropy step: the teacher's (on class-wise mean images) or the baseline's (raw images)."""
+def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs, autocast, scaler) -> SIKDLoss:
+    """One cross-entropy step: the teacher's (on ``inputs(images, labels, num_classes)``, the class-wise
+    mean images for SIKD) or, with ``inputs=None``, the baseline's (raw images)."""
     with autocast():
-        if mean_images:
-            images = class_wise_mean(images, labels, num_classes)
+        if inputs is not None:
+            images = inputs(images, labels, num_classes)
         logits, _ = model(images)
         ce = F.cross_entropy(logits.float(), labels)
         loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
@@ -375,14 +446,16 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, mean_im
     return loss
 
 
-def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student") -> None:
+def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student",
+                   teacher_input: str = "mean_image") -> None:
     """Everything about the teacher that can be checked before training starts."""
     if teacher is None:
         raise ValueError(f"roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path); "
                          f"role {role!r} got none")
     if isinstance(teacher, torch.nn.Module):
-        if not isinstance(teacher, UNet):
-            raise TypeError(f"teacher must be a sikd_utils UNet or a checkpoint path, got {type(teacher).__name__}")
+        if not is_segmenter(teacher):
+            raise TypeError(f"teacher must be a sikd_utils UNet, another network from build_model(..., backbone=...) "
+                            f"or a checkpoint path, got {type(teacher).__name__}")
         if teacher.skip_connections:
             raise ValueError("teacher is a UNet with skip connections; SIKD's teacher (and the control's "
                              "raw_teacher) must be skip-free (build_model('teacher', ...) or "
@@ -395,18 +468,26 @@ def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str
     if data_identity is not None and stored is not None and stored != data_identity:
         raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on other data "
                          f"({'; '.join(differences(stored, data_identity))}); train a teacher on this data")
+    if ckpt.get("role") in SKIP_FREE_ROLES:  # what the teacher was trained on must be what it will be fed
+        seen = TrainConfig(role=ckpt["role"], teacher_input=(ckpt.get("config") or {}).get("teacher_input"),
+                           progress=False).effective_teacher_input()
+        if seen != teacher_input:
+            raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on teacher_input={seen!r}, but role "
+                             f"{role!r} would feed it {teacher_input!r}; train a teacher on that input")
 
 
-def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool) -> UNet:
+def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool,
+                     teacher_input: str = "mean_image") -> UNet:
     if not isinstance(teacher, torch.nn.Module):
-        teacher = load_teacher(teacher, student)
+        teacher = load_teacher(teacher, student, teacher_input)
     else:
-        mine, theirs = architecture_of(student), architecture_of(teacher)
-        for key in ("in_channels", "num_classes", "base_channels"):
+        mine, theirs = _teacher_architecture(student, teacher_input), architecture_of(teacher)
+        for key in ("backbone", "in_channels", "num_classes", "base_channels"):
             if mine[key] != theirs[key]:
                 raise ValueError(
-                    f"teacher {key}={theirs[key]} does not match student {key}={mine[key]}: "
-                    "features can only be distilled between networks of the same widths"
+                    f"teacher {key}={theirs[key]} does not match student {key}={mine[key]}"
+                    + (" (a label_onehot teacher has in_channels = num_classes)" if key == "in_channels" else "")
+                    + ": features can only be distilled between networks of the same backbone and widths"
                 )
     teacher = teacher.to(device).eval()
     teacher.requires_grad_(False)
@@ -424,12 +505,13 @@ def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dic
     for key in _RUN_DEFINING:
         now = getattr(config, key)
         now = list(now) if isinstance(now, tuple) else now
-        was = stored.get(key)
+        # settings added later (issue 13) are missing from older checkpoints, which ran with their defaults
+        was = stored[key] if key in stored else _FIELD_DEFAULTS.get(key)
         was = list(was) if isinstance(was, tuple) else was
         if was != now:
             diffs.append(f"{key}: checkpoint {was!r}, now {now!r}")
-    if ckpt["architecture"] != architecture_of(model):
-        diffs.append(f"architecture: checkpoint {ckpt['architecture']}, now {architecture_of(model)}")
+    if _architecture(ckpt) != architecture_of(model):
+        diffs.append(f"architecture: checkpoint {_architecture(ckpt)}, now {architecture_of(model)}")
     if diffs:
         raise ValueError(
             f"{ckpt['path']} holds a run with other settings ({'; '.join(diffs)}). "
@@ -469,7 +551,7 @@ def _check_labels(label: torch.Tensor, num_classes: int, where: str) -> None:
                          f"num_classes={num_classes}, found [{int(label.min())}, {int(label.max())}]")
 
 
-def _check_data(data, name: str, model: UNet) -> None:
+def _check_data(data, name: str, model: UNet, image_channels: bool = True) -> None:
     if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
         raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), "
                         f"got {type(data).__name__}")
@@ -478,7 +560,7 @@ def _check_data(data, name: str, model: UNet) -> None:
     image, label = _first_item(data, name)
     if not image.dtype.is_floating_point:
         raise TypeError(f"{name}[0] image must be a float tensor, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[0] != model.in_channels:
+    if image.ndim != 3 or (image_channels and image.shape[0] != model.in_channels):
         raise ValueError(f"{name}[0] image must be (C={model.in_channels}, H, W) for this model, "
                          f"got shape {tuple(image.shape)}")
     if label.ndim == 3 and label.shape[0] == 1:
@@ -493,18 +575,25 @@ def _check_data(data, name: str, model: UNet) -> None:
 
 
 def _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity) -> None:
-    if not isinstance(model, UNet):
-        raise TypeError(f"model must be a sikd_utils UNet (build_model(...)), got {type(model).__name__}")
+    if not is_segmenter(model):
+        raise TypeError(f"model must be a sikd_utils UNet or another network from build_model(..., backbone=...) "
+                        f"(with attributes {SEGMENTER_ATTRIBUTES}), got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    # a teacher of one-hot label maps never sees the images: their channels are not its in_channels
+    one_hot = config.role == "teacher" and config.effective_teacher_input() == "label_onehot"
+    if one_hot and model.in_channels != model.num_classes:
+        raise ValueError(f"a teacher trained on one-hot labels (teacher_input='label_onehot') needs in_channels = "
+                         f"num_classes = {model.num_classes}, got {model.in_channels}; build it with "
+                         "build_model('teacher', ..., teacher_input='label_onehot')")
     check_bool("resume", resume)
     if data_identity is not None and not isinstance(data_identity, dict):
         raise TypeError(f"data_identity must be a dict or None, got {type(data_identity).__name__}")
     if callable(callbacks) or not all(callable(c) for c in callbacks):
         raise TypeError("callbacks must be a sequence of callables, each taking the epoch's record")
-    _check_data(train_data, "train_data", model)
+    _check_data(train_data, "train_data", model, image_channels=not one_hot)
     if val_data is not None and len(val_data) > 0:
-        _check_data(val_data, "val_data", model)
+        _check_data(val_data, "val_data", model, image_channels=not one_hot)
 
 
 def train(
@@ -540,8 +629,9 @@ def train(
         raise ValueError(f"role {config.role!r} trains a skip-free UNet (skip_connections=False)")
     if config.role not in SKIP_FREE_ROLES and not model.skip_connections:
         raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
+    teacher_sees = config.effective_teacher_input()  # mean_image for SIKD, raw for the control, None for the baseline
     if config.role in DISTILLED_ROLES:
-        _check_teacher(teacher, model, data_identity, config.role)
+        _check_teacher(teacher, model, data_identity, config.role, teacher_sees)
     elif teacher is not None:
         raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
     device = resolve_device(config.device)
@@ -584,7 +674,10 @@ def train(
             best_state = _load_checkpoint(folder / BEST)["model"]
 
     batched = _use_batched_augmentation(config, train_data, cuda)
-    teacher_net = _prepare_teacher(teacher, model, device, channels_last) if config.role in DISTILLED_ROLES else None
+    teacher_net = None
+    if config.role in DISTILLED_ROLES:
+        teacher_net = _prepare_teacher(teacher, model, device, channels_last, teacher_sees)
+    teacher_input = teacher_input_function(teacher_sees) if teacher_sees else None
     step_model = torch.compile(model) if config.compile else model
 
     def snapshot(epoch: int) -> dict:
@@ -633,12 +726,12 @@ def train(
             try:
                 if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
                     # SIKD's teacher sees the class-wise mean image; the control's sees the raw image
-                    teacher_input = class_wise_mean if config.role == "student" else _raw_images
                     loss = sikd_step(step_model, teacher_net, optimizer, images, labels, config.distill_weight,
-                                     step_autocast, teacher_input, scaler)
-                else:
+                                     step_autocast, teacher_input, scaler, config.distill_method,
+                                     config.distill_layer, config.kd_temperature)
+                else:  # a teacher trains on what it will be fed (teacher_input); the baseline on raw images
                     loss = _supervised_step(step_model, optimizer, images, labels, num_classes,
-                                            config.role == "teacher", step_autocast, scaler)
+                                            teacher_input, step_autocast, scaler)
             except FloatingPointError as err:
                 raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: {err}") from None
             n = images.shape[0]
@@ -648,8 +741,9 @@ def train(
 
         val = float("nan")
         if has_val:
-            val = validation_dice(model, val_data, num_classes, mean_images=config.role == "teacher",
-                                  batch_size=config.batch_size, device=device, precision=precision)
+            val = validation_dice(model, val_data, num_classes, batch_size=config.batch_size, device=device,
+                                  precision=precision,
+                                  teacher_input=teacher_sees if config.role in SKIP_FREE_ROLES else None)
         means = (sums / seen).tolist()
         record = {"epoch": epoch + 1, "lr": lr, **dict(zip(("loss", "ce", "mse"), means)), "val_dice": val,
                   "seconds": time.perf_counter() - began}
