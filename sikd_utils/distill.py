@@ -23,9 +23,12 @@ __all__ = ["SIKDLoss", "sikd_loss", "sikd_step", "check_finite", "DEFAULT_WEIGHT
            "label_one_hot", "raw_images", "teacher_input_function", "check_choice"]
 
 DEFAULT_WEIGHT = 2.0  # λ in the paper and the official code
-DISTILL_METHODS = ("feature_mse", "logit_kd", "attention_transfer")  # the first is SIKD's
-TEACHER_INPUTS = ("mean_image", "label_onehot", "raw")  # the first is SIKD's
-DEFAULT_TEMPERATURE = 4.0  # logit_kd's T: a common choice for Hinton-style KD; an ablation should vary it
+#: distillation terms :func:`sikd_loss` knows; the first is SIKD's
+DISTILL_METHODS = ("feature_mse", "logit_kd", "attention_transfer")
+#: what a teacher can see (:func:`teacher_input_function`); the first is SIKD's
+TEACHER_INPUTS = ("mean_image", "label_onehot", "raw")
+#: the temperature T of logit_kd, a common choice for Hinton-style KD (an ablation should vary it)
+DEFAULT_TEMPERATURE = 4.0
 # loss scaling is for fp16 training only (train() passes its own scaler); disabled, it passes straight through
 NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)
 
@@ -155,6 +158,9 @@ def sikd_loss(
         if s_shape[:1] + s_shape[2:] != t_shape[:1] + t_shape[2:]:
             raise ValueError(f"attention_transfer needs student and teacher features of the same batch and "
                              f"spatial size, got {tuple(s_shape)} and {tuple(t_shape)}")
+        if s_shape[2:].numel() == 1:
+            raise ValueError(f"attention_transfer on features of one pixel ({tuple(s_shape)}) distils nothing (every "
+                             "normalised map is 1); use larger images or distill_layer='last_decoder'")
     elif method == "feature_mse" and student_features.shape != teacher_features.shape:
         raise ValueError(
             f"student features {tuple(student_features.shape)} and teacher features "

@@ -64,7 +64,7 @@ class SwinUNETR2D(SwinUNETR):
     Swin UNETR's decoder takes five skips: the raw input through ``encoder1`` (full resolution), the
     Swin stages' outputs 0–2 through ``encoder2``–``encoder4``, and stage 3's output directly. The
     teacher (1) deletes ``encoder1``–``encoder4``, whose outputs only ever fed skips, and (2) rebuilds
-    each of ``decoder5``…``decoder1`` as :class:`_UpBlockWithoutSkip` (no concatenation; the residual
+    each of ``decoder5``…``decoder1`` as ``_UpBlockWithoutSkip`` (no concatenation; the residual
     block's first convolution takes half the channels). The Swin encoder (``swinViT``), the bottleneck
     block ``encoder10`` and the output head are unchanged, so the decoder sees the image only through
     the bottleneck. ``features``: ``decoder1``'s output (``base_channels`` channels, full resolution);
