@@ -158,9 +158,7 @@ class TrainConfig:
         """What the teacher sees, by name (TEACHER_INPUTS): the input a ``teacher``/``raw_teacher`` is
         trained and validated on, and the one a ``student``/``control`` feeds its frozen teacher; None
         for the baseline."""
-        if self.role == "baseline":
-            return None
-        return _FIXED_TEACHER_INPUT.get(self.role) or self.teacher_input or "mean_image"
+        return _teacher_sees(self.role, self.teacher_input)
 
     def scaled_milestones(self) -> list[int]:
         """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
@@ -168,6 +166,13 @@ class TrainConfig:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _teacher_sees(role: str, teacher_input: str | None) -> str | None:
+    """TrainConfig.effective_teacher_input for a role and setting (also for settings read from checkpoints)."""
+    if role == "baseline":
+        return None
+    return _FIXED_TEACHER_INPUT.get(role) or teacher_input or "mean_image"
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -469,8 +474,7 @@ def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str
         raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on other data "
                          f"({'; '.join(differences(stored, data_identity))}); train a teacher on this data")
     if ckpt.get("role") in SKIP_FREE_ROLES:  # what the teacher was trained on must be what it will be fed
-        seen = TrainConfig(role=ckpt["role"], teacher_input=(ckpt.get("config") or {}).get("teacher_input"),
-                           progress=False).effective_teacher_input()
+        seen = _teacher_sees(ckpt["role"], (ckpt.get("config") or {}).get("teacher_input"))
         if seen != teacher_input:
             raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on teacher_input={seen!r}, but role "
                              f"{role!r} would feed it {teacher_input!r}; train a teacher on that input")
@@ -508,6 +512,8 @@ def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dic
         # settings added later (issue 13) are missing from older checkpoints, which ran with their defaults
         was = stored[key] if key in stored else _FIELD_DEFAULTS.get(key)
         was = list(was) if isinstance(was, tuple) else was
+        if key == "teacher_input":  # None and the role's own input are the same run
+            was, now = _teacher_sees(stored.get("role", config.role), was), config.effective_teacher_input()
         if was != now:
             diffs.append(f"{key}: checkpoint {was!r}, now {now!r}")
     if _architecture(ckpt) != architecture_of(model):

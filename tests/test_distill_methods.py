@@ -220,13 +220,18 @@ def test_resuming_with_another_method_is_refused_and_old_checkpoints_resume(toy_
     teacher = build_model("teacher", 1, 3, 4, seed=0)
     train(build_model("student", 1, 3, 4, seed=0), train_ds, _cfg("student"), teacher=teacher,
           checkpoint_dir=tmp_path)
-    for changed, words in (({"distill_method": "logit_kd"}, "distill_method: checkpoint 'feature_mse', now 'logit_kd'"),
-                           ({"distill_layer": "bottleneck"}, "distill_layer: checkpoint 'last_decoder', now 'bottleneck'"),
-                           ({"teacher_input": "raw"}, "teacher_input: checkpoint None, now 'raw'"),
-                           ({"kd_temperature": 2.0}, "kd_temperature: checkpoint 4.0, now 2.0")):
+    for changed, words in (
+        ({"distill_method": "logit_kd"}, "distill_method: checkpoint 'feature_mse', now 'logit_kd'"),
+        ({"distill_layer": "bottleneck"}, "distill_layer: checkpoint 'last_decoder', now 'bottleneck'"),
+        ({"teacher_input": "raw"}, "teacher_input: checkpoint 'mean_image', now 'raw'"),
+        ({"kd_temperature": 2.0}, "kd_temperature: checkpoint 4.0, now 2.0"),
+    ):
         with pytest.raises(ValueError, match=words):
             train(build_model("student", 1, 3, 4, seed=0), train_ds, _cfg("student", **changed), teacher=teacher,
                   checkpoint_dir=tmp_path)
+    # naming the student's own input explicitly is the same run
+    train(build_model("student", 1, 3, 4, seed=0), train_ds, _cfg("student", teacher_input="mean_image"),
+          teacher=teacher, checkpoint_dir=tmp_path)
     # a checkpoint written before these settings (and the backbone) existed resumes under the defaults
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
     for key in ("distill_method", "kd_temperature", "distill_layer", "teacher_input"):
