@@ -60,6 +60,9 @@ class UNet(nn.Module):
     ``forward(x, features_at="bottleneck")`` returns the deepest encoder block's output instead
     (``16 · base_channels`` channels at 1/16 of the padded size, not cropped) for the distillation-layer
     ablation; the logits are the same either way.
+
+    Parameters for 1 input channel and 4 classes: base 64 student 34,526,084, teacher 31,392,644 (the
+    official code's); base 32 student 8,636,868, teacher 7,853,508.
     """
 
     backbone = "unet"  # the protocol train() relies on: see sikd_utils.backbones

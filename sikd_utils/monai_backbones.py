@@ -73,6 +73,9 @@ class SwinUNETR2D(SwinUNETR):
     ``base_channels`` must be a multiple of 12 (MONAI: the Swin stages' attention heads, 3-6-12-24,
     divide the widths); inputs are zero-padded to a multiple of 32 (five ×2 reductions). Instance norm
     needs more than one pixel per channel at the bottleneck when training: inputs of at least 64 px.
+
+    Parameters for 1 input channel and 4 classes: base 24 (MONAI's default) student 6,302,278, teacher
+    5,534,230; base 36 student 14,151,586, teacher 12,423,658 (base 32 is not possible).
     """
 
     backbone = "swin_unetr"
@@ -126,6 +129,8 @@ class BasicUNet2D(BasicUNet):
     The encoder (``conv_0``, ``down_1``…``down_4``) and ``final_conv`` are unchanged. ``features``:
     ``upcat_1``'s output (``b`` channels, full resolution); ``features_at="bottleneck"``: ``down_4``'s
     (``8b`` channels at 1/16). Inputs are zero-padded to a multiple of 16.
+
+    Parameters for 1 input channel and 4 classes at base 32: student 1,978,532, teacher 1,775,780.
     """
 
     backbone = "basic_unet"

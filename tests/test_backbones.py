@@ -56,6 +56,14 @@ def test_teacher_has_fewer_parameters(backbone):
     assert student.backbone == teacher.backbone == backbone
 
 
+@pytest.mark.parametrize("backbone,base", [("unet", 32), ("basic_unet", 32), ("swin_unetr", 24), ("swin_unetr", 36)])
+def test_parameter_counts_in_the_docstrings_are_current(backbone, base):
+    # the book quotes these docstrings; counts at 1 input channel and 4 classes (the image size does not matter)
+    for skip, role in ((True, "student"), (False, "teacher")):
+        net = build_backbone(backbone, 1, 4, base, skip_connections=skip)
+        assert f"{role} {count_parameters(net):,}" in " ".join(type(net).__doc__.split()), (backbone, base, role)
+
+
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_teacher_decoder_sees_the_image_only_through_the_bottleneck(backbone):
     # pin the bottleneck block's output: the teacher's prediction must then ignore the image entirely,
