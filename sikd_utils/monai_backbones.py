@@ -43,9 +43,9 @@ def _result(logits, last, bottleneck, h, w, features_at):
 
 
 class _UpBlockWithoutSkip(nn.Module):
-    """MONAI's ``UnetrUpBlock`` less its skip: the same transposed convolution (×2), then the same
-    residual block, which convolves ``out_channels`` channels instead of the ``2 · out_channels`` of
-    upsampled features concatenated with the skip. Built from MONAI's own layers."""
+    """MONAI's ``UnetrUpBlock`` less its skip: the same transposed convolution (×2), then the same kind
+    of residual block, on ``out_channels`` channels instead of the ``2 · out_channels`` of upsampled
+    features concatenated with the skip. Built from MONAI's own layers."""
 
     def __init__(self, in_channels: int, out_channels: int, norm_name):
         super().__init__()
@@ -64,11 +64,13 @@ class SwinUNETR2D(SwinUNETR):
     Swin UNETR's decoder takes five skips: the raw input through ``encoder1`` (full resolution), the
     Swin stages' outputs 0–2 through ``encoder2``–``encoder4``, and stage 3's output directly. The
     teacher (1) deletes ``encoder1``–``encoder4``, whose outputs only ever fed skips, and (2) rebuilds
-    each of ``decoder5``…``decoder1`` as ``_UpBlockWithoutSkip`` (no concatenation; the residual
-    block's first convolution takes half the channels). The Swin encoder (``swinViT``), the bottleneck
-    block ``encoder10`` and the output head are unchanged, so the decoder sees the image only through
-    the bottleneck. ``features``: ``decoder1``'s output (``base_channels`` channels, full resolution);
-    ``features_at="bottleneck"``: ``encoder10``'s (``16 · base_channels`` channels at 1/32).
+    each of ``decoder5``…``decoder1`` as ``_UpBlockWithoutSkip``: no concatenation, so the residual
+    block's first convolution takes half the channels and, its input now as wide as its output, its
+    residual path needs no 1×1 projection (MONAI's ``UnetResBlock`` adds one only when widths differ).
+    The Swin encoder (``swinViT``), the bottleneck block ``encoder10`` and the output head are
+    unchanged, so the decoder sees the image only through the bottleneck. ``features``: ``decoder1``'s
+    output (``base_channels`` channels, full resolution); ``features_at="bottleneck"``: ``encoder10``'s
+    (``16 · base_channels`` channels at 1/32).
 
     ``base_channels`` must be a multiple of 12 (MONAI: the Swin stages' attention heads, 3-6-12-24,
     divide the widths); inputs are zero-padded to a multiple of 32 (five ×2 reductions). Instance norm
@@ -86,9 +88,9 @@ class SwinUNETR2D(SwinUNETR):
                  skip_connections: bool = True):
         _check_sizes(in_channels, num_classes, base_channels)
         if base_channels % 12:
+            near = [v for v in (12 * (base_channels // 12), 12 * (base_channels // 12 + 1)) if v > 0]
             raise ValueError(f"swin_unetr needs base_channels (MONAI's feature_size) divisible by 12, got "
-                             f"{base_channels}; use e.g. {12 * max(1, base_channels // 12)} or "
-                             f"{12 * (base_channels // 12 + 1)}")
+                             f"{base_channels}; use e.g. {' or '.join(map(str, near))}")
         super().__init__(in_channels=in_channels, out_channels=num_classes, feature_size=base_channels,
                          spatial_dims=2)
         self.in_channels, self.num_classes, self.base_channels = in_channels, num_classes, base_channels
