@@ -268,3 +268,13 @@ def test_bad_build_settings_name_the_valid_choices():
         build_model("teacher", 1, 3, 4, backbone="resnet")
     with pytest.raises(ValueError, match=r"teacher_input must be one of .*'labels'"):
         build_model("teacher", 1, 3, 4, teacher_input="labels")
+
+
+def test_validation_input_is_one_choice(toy_data):
+    net = build_model("teacher", 1, 3, 4, seed=0)
+    val_ds = toy_data[1]
+    assert validation_dice(net, val_ds, mean_images=True) == validation_dice(net, val_ds, teacher_input="mean_image")
+    with pytest.raises(ValueError, match="mean_images=True contradicts teacher_input='raw'"):
+        validation_dice(net, val_ds, mean_images=True, teacher_input="raw")
+    with pytest.raises(ValueError, match="teacher_input must be one of"):
+        validation_dice(net, val_ds, teacher_input="mean")
