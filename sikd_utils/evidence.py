@@ -13,7 +13,8 @@ import pandas as pd
 from . import stats
 from .reproduce import load_results
 
-__all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "PENDING"]
+__all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "earlier_preset_notes",
+           "load_teacher_scan", "teacher_length_table", "PENDING"]
 
 PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
            "results for this task yet; nothing is shown for it rather than a number from another scale.")
@@ -26,6 +27,64 @@ def gate_flags(training: pd.DataFrame) -> dict:
     gate = stats.teacher_gate(training)
     return {r.task: f"(teacher gate failed on {r.teacher_gated - r.teacher_passes}/{r.teacher_gated} seeds)"
             for r in gate.itertuples() if r.teacher_gated and r.teacher_passes < r.teacher_gated}
+
+
+def earlier_preset_notes(provenance: dict, preset: str = "gpu") -> dict:
+    """``task -> note`` for committed tasks trained with other teacher/student lengths than ``preset``
+    now has (an earlier version of the preset): shown beside the task's name until their rerun lands."""
+    from .presets import preset_settings
+
+    now = preset_settings(preset)
+    notes = {}
+    for task, entry in (provenance or {}).get("tasks", {}).items():
+        if entry.get("preset") != preset:
+            continue
+        was = (entry.get("epochs"), entry.get("teacher_epochs"))
+        if was != (now["epochs"], now["teacher_epochs"] or now["epochs"]):
+            notes[task] = f"(teacher trained {was[1]} epochs, an earlier {preset} preset; rerun pending)"
+    return notes
+
+
+def load_teacher_scan(results_dir) -> pd.DataFrame | None:
+    """``teacher_scan.csv`` (every epoch of ``scripts/teacher_scan.py``'s runs), or None where absent."""
+    from pathlib import Path
+
+    path = Path(results_dir) / "teacher_scan.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def teacher_length_table(training: pd.DataFrame, provenance: dict, scan: pd.DataFrame | None,
+                         seed: int = 0) -> pd.DataFrame:
+    """How long the teacher must train: every seed-``seed`` SIKD teacher we have, per task and planned
+    length — the evidence run's (finished) and the scan's (stopped early where ``reached`` < planned) —
+    beside that seed's baseline validation Dice and the gate it sets."""
+    from .data.tasks import TASKS
+
+    entries = (provenance or {}).get("tasks", {})
+    tasks = [t for t in TASKS if t in entries or (scan is not None and t in set(scan["task"]))]
+    rows = []
+    for task in tasks:
+        entry = entries.get(task, {})
+        runs = training[(training["task"] == task) & (training["seed"] == seed)].set_index("role")["best_val_dice"]
+        planned = entry.get("teacher_epochs") or entry.get("epochs")
+        if "teacher" in runs and planned:
+            planned = int(planned)
+            rows.append({"task": task, "planned epochs": planned, "run": "evidence", "reached": planned,
+                         "teacher": float(runs["teacher"])})
+        if scan is not None:
+            for planned, group in scan[(scan["task"] == task) & (scan["seed"] == seed)
+                                       & (scan["role"] == "teacher")].groupby("teacher_epochs"):
+                rows.append({"task": task, "planned epochs": int(planned), "run": "scan",
+                             "reached": int(group["epoch"].max()), "teacher": float(group["val_dice"].max())})
+    table = pd.DataFrame(rows, columns=["task", "planned epochs", "run", "reached", "teacher"])
+    baseline = training[(training["seed"] == seed) & (training["role"] == "baseline")].set_index("task")["best_val_dice"]
+    table["baseline"] = table["task"].map(baseline)
+    table["gate"] = table["baseline"] - stats.GATE_MARGIN
+    table["passes"] = np.where(table["baseline"].notna(), np.where(table["teacher"] >= table["gate"] - 1e-12,
+                                                                   "yes", "no"), "n/a")
+    order = {task: i for i, task in enumerate(tasks)}
+    return table.sort_values(["task", "planned epochs", "run"], key=lambda c: c.map(order) if c.name == "task" else c,
+                             kind="stable").reset_index(drop=True)
 
 
 def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -119,3 +119,33 @@ def test_page_numbers_on_made_up_results(tmp_path):
     assert "cardiac" in evidence.gate_flags(training) and "polyp" not in evidence.gate_flags(training)
     lines = evidence.verdict_sentences(evidence.page_tables(scores, training)["verdicts"])
     assert len(lines) == 2 and all("intra-domain" in line for line in lines)
+
+
+def test_teacher_length_table_recomputed():
+    """Each row of the 'how long must the teacher train' table from the raw files, by hand."""
+    scores, training, prov = evidence.load_results(COMMITTED)
+    scan = evidence.load_teacher_scan(COMMITTED)
+    table = evidence.teacher_length_table(training, prov, scan)
+    if scan is None and not len(training):
+        assert table.empty
+        return
+    for r in table.itertuples():
+        seed0 = training[(training.task == r.task) & (training.seed == 0)]
+        if r.run == "evidence":
+            assert r.teacher == seed0[seed0.role == "teacher"].best_val_dice.item()
+            assert r.reached == r._2 == prov["tasks"][r.task]["teacher_epochs"]
+        else:
+            runs = scan[(scan.task == r.task) & (scan.teacher_epochs == r._2) & (scan.role == "teacher")]
+            assert (r.teacher, r.reached) == (runs.val_dice.max(), runs.epoch.max())
+        if len(seed0[seed0.role == "baseline"]):
+            baseline = seed0[seed0.role == "baseline"].best_val_dice.item()
+            assert r.passes == ("yes" if r.teacher >= baseline - 0.02 else "no")
+        else:
+            assert r.passes == "n/a"
+
+
+def test_earlier_preset_is_noted():
+    prov = {"tasks": {"cardiac": {"preset": "gpu", "epochs": 20, "teacher_epochs": 1},
+                      "polyp": {"preset": "tiny", "epochs": 5, "teacher_epochs": 5}}}
+    notes = evidence.earlier_preset_notes(prov, "gpu")
+    assert list(notes) == ["cardiac"] and "1 epochs" in notes["cardiac"] and "rerun pending" in notes["cardiac"]
