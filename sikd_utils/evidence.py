@@ -144,8 +144,9 @@ def control_table(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "test set", "comparison", "delta", "ci", "wins"])
 
 
-def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
-    """One generated sentence per task, from :func:`page_tables`' ``verdicts`` (points)."""
+def verdict_sentences(verdicts: pd.DataFrame, notes: dict | None = None) -> list[str]:
+    """One generated sentence per task, from :func:`page_tables`' ``verdicts`` (points); ``notes`` maps a
+    task to a remark appended to its sentence (e.g. :func:`earlier_preset_notes`)."""
     from .data.tasks import TASKS
 
     lines = []
@@ -154,6 +155,7 @@ def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
         intra = f"{r.intra_delta:+.1f} ± {r.intra_ci:.1f}" if np.isfinite(r.intra_ci) else f"{r.intra_delta:+.1f}"
         cross = f"{r.cross_delta:+.1f} ± {r.cross_ci:.1f}" if np.isfinite(r.cross_ci) else f"{r.cross_delta:+.1f}"
         gate = f"; {r.gate}" if isinstance(getattr(r, "gate", None), str) else ""
+        gate += f" {notes[r.task]}" if notes and r.task in notes else ""
         lines.append(f"**{title}** — intra-domain: **{r.intra_verdict}** (Δ {intra} points); cross-domain: "
                      f"**{r.cross_verdict}** (Δ {cross} points averaged over target severities, "
                      f"{r.cross_gains} gain(s) and {r.cross_losses} loss(es) among {r.cross_n}){gate}.")
