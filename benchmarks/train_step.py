@@ -24,32 +24,43 @@ from sikd_utils.models import UNet
 from sikd_utils.runtime import autocast, choose_precision, grad_scaler, resolve_device, set_seed
 
 
-def step_rate(device, base, size, batch, classes, precision, channels_last, compile_, steps, warmup):
+def step_rate(device, base, size, batch, classes, precision, channels_last, compile_, steps, warmup,
+              fused=False, deterministic=False):
+    """Images/s of the SIKD step. ``compile_``: False, True (the student model, as TrainConfig(compile=True)),
+    "step" (the whole step: class-wise mean, teacher forward, student forward/backward, Adam) or
+    "step-graphs" (the whole step with CUDA graphs, torch.compile(mode="reduce-overhead"))."""
     set_seed(0)
+    if device.type == "cuda":  # the official code's cuDNN settings for the reference, ours otherwise
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
     student = UNet(1, classes, base).to(device)
     teacher = UNet(1, classes, base, skip_connections=False).to(device).eval().requires_grad_(False)
     if channels_last:
         student = student.to(memory_format=torch.channels_last)
         teacher = teacher.to(memory_format=torch.channels_last)
-    step_model = torch.compile(student) if compile_ else student
-    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    step_model = torch.compile(student) if compile_ is True else student
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3, fused=fused or None)
     x = torch.rand(batch, 1, size, size, device=device)
     y = torch.randint(0, classes, (batch, size, size), device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     scaler = grad_scaler(device, precision)
 
+    whole = compile_ in ("step", "step-graphs")  # no host syncs inside: the labels here are valid by construction
+
     def one():
         with autocast(device, precision):
             logits, feats = step_model(x)
             with torch.no_grad():
-                _, t_feats = teacher(class_wise_mean(x, y, classes))
-            loss = sikd_loss(logits, feats, t_feats, y).total
+                _, t_feats = teacher(class_wise_mean(x, y, classes, check_values=not whole))
+            loss = sikd_loss(logits, feats, t_feats, y, check_values=not whole).total
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
 
+    if whole:
+        one = torch.compile(one, mode="reduce-overhead" if compile_ == "step-graphs" else None)
     for _ in range(warmup):
         one()
     if device.type == "cuda":
@@ -77,14 +88,22 @@ def main():
     warmup = 5 if cuda else 2
     common = dict(device=device, base=args.base, size=args.size, batch=args.batch, classes=args.classes,
                   steps=args.steps, warmup=warmup)
-    rows = [("reference: fp32, NCHW (official code)", step_rate(precision="fp32", channels_last=False, compile_=False, **common))]
+    rows = [("reference: fp32, NCHW, deterministic cuDNN (official code)",
+             step_rate(precision="fp32", channels_last=False, compile_=False, deterministic=cuda, **common))]
     if cuda:
         auto = choose_precision(device)
         other = "fp16" if auto == "bf16" else "bf16"
         rows.append((f"sikd_utils default: {auto} + channels-last", step_rate(precision=auto, channels_last=True, compile_=False, **common)))
         rows.append((f"forced {other} + channels-last", step_rate(precision=other, channels_last=True, compile_=False, **common)))
+        rows.append(("default + fused Adam", step_rate(precision=auto, channels_last=True, compile_=False, fused=True,
+                                                      **common)))
         if not args.no_compile:
-            rows.append(("default + torch.compile", step_rate(precision=auto, channels_last=True, compile_=True, **{**common, "warmup": 15})))
+            slow = {**common, "warmup": 15}
+            rows.append(("default + torch.compile (student)", step_rate(precision=auto, channels_last=True, compile_=True, **slow)))
+            rows.append(("default + whole step compiled, fused Adam",
+                         step_rate(precision=auto, channels_last=True, compile_="step", fused=True, **slow)))
+            rows.append(("default + whole step, CUDA graphs, fused Adam",
+                         step_rate(precision=auto, channels_last=True, compile_="step-graphs", fused=True, **slow)))
     else:
         rows.append(("channels-last (CPU)", step_rate(precision="fp32", channels_last=True, compile_=False, **common)))
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
@@ -93,7 +112,7 @@ def main():
     print(f"{name}; U-Net base {args.base}, {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}")
     reference = rows[0][1]
     for label, rate in rows:
-        print(f"{label:45s} {rate:9.1f} images/s   x{rate / reference:.2f}")
+        print(f"{label:60s} {rate:9.1f} images/s   x{rate / reference:.2f}")
     if cuda:
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
 

@@ -13,7 +13,8 @@ import torch
 __all__ = ["class_wise_mean"]
 
 
-def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int) -> torch.Tensor:
+def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int, *,
+                    check_values: bool = True) -> torch.Tensor:
     """Replace each pixel of class k by the mean of its sample's class-k pixels, per channel.
 
     Args:
@@ -21,6 +22,9 @@ def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int) 
         label: integer tensor ``(B, *spatial)`` or ``(B, 1, *spatial)`` with values in
             ``[0, num_classes)``.
         num_classes: number of label classes, background included.
+        check_values: check that every label lies in ``[0, num_classes)``. The check reads the labels
+            back to the host (a sync, and a graph break under ``torch.compile``); skip it only for
+            labels validated before (out-of-range labels would then fail inside ``scatter_add_``).
 
     Returns:
         A tensor shaped and typed like ``image``. Absent classes contribute nothing (and so never
@@ -42,7 +46,7 @@ def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int) 
         )
     if label.is_floating_point() or label.dtype == torch.bool:
         raise TypeError(f"label must be an integer tensor, got {label.dtype}")
-    if label.numel():
+    if check_values and label.numel():
         lo, hi = int(label.min()), int(label.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"label values must lie in [0, {num_classes}), found min {lo} and max {hi}")

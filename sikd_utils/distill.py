@@ -123,6 +123,7 @@ def sikd_loss(
     method: str = "feature_mse",
     teacher_logits: torch.Tensor | None = None,
     temperature: float = DEFAULT_TEMPERATURE,
+    check_values: bool = True,
 ) -> SIKDLoss:
     """``CE(student_logits, target) + weight · MSE(student_features, teacher_features)``.
 
@@ -173,7 +174,9 @@ def sikd_loss(
             f"target shape {tuple(target.shape)} does not match logits {tuple(student_logits.shape)}"
         )
     num_classes = student_logits.shape[1]
-    if ((target < 0) | (target >= num_classes)).any():
+    # the value check reads the tensor back (a host sync, a graph break under torch.compile): callers that
+    # validated their labels up front (train() does) may skip it with check_values=False
+    if check_values and ((target < 0) | (target >= num_classes)).any():
         raise ValueError(f"sikd_loss: target values must lie in [0, {num_classes}) (the logits' classes), "
                          f"found [{int(target.min())}, {int(target.max())}]")
     ce = F.cross_entropy(student_logits.float(), target.long())

@@ -90,3 +90,11 @@ def test_shape_and_type_errors():
         class_wise_mean(torch.rand(1, 1, 4, 4), torch.zeros(1, 4, 4), 2)
     with pytest.raises(TypeError, match="floating"):
         class_wise_mean(torch.zeros(1, 1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 4, dtype=torch.long), 2)
+
+
+def test_value_check_can_be_skipped_for_validated_labels():
+    image = torch.rand(2, 1, 5, 5)
+    label = torch.randint(0, 3, (2, 5, 5))
+    assert torch.equal(class_wise_mean(image, label, 3), class_wise_mean(image, label, 3, check_values=False))
+    with pytest.raises(ValueError, match=r"label values must lie in \[0, 2\)"):
+        class_wise_mean(image, label, 2)

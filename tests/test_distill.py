@@ -44,3 +44,15 @@ def test_mismatched_target_is_an_error():
     with pytest.raises(ValueError, match="target shape"):
         sikd_loss(torch.randn(2, 3, 4, 4), torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4),
                   torch.randint(0, 3, (2, 5, 4)))
+
+
+def test_sikd_loss_value_check_can_be_skipped_for_validated_labels():
+    from sikd_utils.distill import sikd_loss
+
+    logits, feats = torch.randn(2, 3, 4, 4), torch.randn(2, 5, 4, 4)
+    target = torch.randint(0, 3, (2, 4, 4))
+    checked = sikd_loss(logits, feats, feats + 1, target)
+    unchecked = sikd_loss(logits, feats, feats + 1, target, check_values=False)
+    assert all(torch.equal(a, b) for a, b in zip(checked, unchecked))
+    with pytest.raises(ValueError, match="target values must lie in"):
+        sikd_loss(logits, feats, feats, target + 3)
