@@ -3,8 +3,7 @@ fast mode of its *student copy* (solutions removed) with assertions on what the 
 
 What a run produced is read from the executed notebook itself: the test appends one probe cell to its
 private copy, evaluating an expression in the notebook's namespace and printing it as JSON, and can
-search the executed notebook's outputs. Notebooks carry no test hooks. Notebooks that still write
-``runs/<name>.json`` themselves (01, 06) are read that way until they adopt the probe (pass ``probe=``).
+search the executed notebook's outputs. Notebooks carry no test hooks.
 """
 
 from __future__ import annotations
@@ -43,9 +42,6 @@ FAST = {
     "05_evaluation": dict(TINY_PRESET, severities=[1.0, 2.0]),
     "06_five_tasks": dict(rerun=False),  # loads the committed results: no training
 }
-# Notebooks edited by others that have not yet adopted the reader conventions checked below (solutions in
-# cells tagged `solution`, install cell hidden in the book, no test hook); they keep the old checks.
-NOT_YET_ADOPTED = {"01_five_tasks", "06_five_tasks"}
 PRESET_NOTEBOOKS = ("03_teacher", "04_distillation", "05_evaluation")
 
 
@@ -86,10 +82,7 @@ def test_notebook_structure(path):
     # 6. Summary and Exercises with hidden solutions at the end
     text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert "## Summary" in text and "## Exercises" in text
-    if path.stem in NOT_YET_ADOPTED:
-        assert ":class: dropdown" in text.split("## Exercises", 1)[1], "exercise solutions must be hidden"
-    else:
-        _check_reader_conventions(path.stem, cells)
+    _check_reader_conventions(path.stem, cells)
     # no interact/Output widgets: they can stall headless runs (nbclient#312)
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     assert "interact(" not in code and "widgets.Output" not in code
@@ -121,12 +114,11 @@ def _check_reader_conventions(name: str, cells) -> None:
 PROBE_MARK = "SIKD-TEST-PROBE "
 
 
-def _run(name: str, tmp_path: Path, probe: str | None = None, **extra):
-    """Execute the student copy of notebook ``name`` in fast mode; return what the test needs.
+def _run(name: str, tmp_path: Path, probe: str, **extra):
+    """Execute the student copy of notebook ``name`` in fast mode; return ``(value, executed notebook)``.
 
-    With ``probe`` (a Python expression over the notebook's variables), a cell printing its value as
-    JSON is appended to the test's private copy, and ``(value, executed notebook)`` is returned.
-    Without it, the record ``runs/<name>.json`` that a not-yet-adopted notebook writes is returned.
+    ``probe`` is a Python expression over the notebook's variables: a cell printing its value as JSON
+    (``json`` is there as ``_json``) is appended to the test's private copy and its output read back.
     """
     import papermill as pm
 
@@ -134,8 +126,7 @@ def _run(name: str, tmp_path: Path, probe: str | None = None, **extra):
     params = {**FAST[name], **extra, "output_dir": str(out_dir)}
     nb = student_copy(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
     assert not any(is_solution(c) for c in nb.cells)
-    if probe is not None:
-        nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint({PROBE_MARK!r} + _json.dumps({probe}, default=float))"))
+    nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint({PROBE_MARK!r} + _json.dumps({probe}, default=float))"))
     source = tmp_path / f"{name}.student.ipynb"
     nbformat.write(nb, source)
     env_threads = os.environ.get("OMP_NUM_THREADS")
@@ -149,8 +140,6 @@ def _run(name: str, tmp_path: Path, probe: str | None = None, **extra):
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = env_threads
-    if probe is None:
-        return json.loads((out_dir / f"{name}.json").read_text())
     executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
     printed = _outputs_text(executed.cells[-1:])
     line = next(line for line in printed.splitlines() if line.startswith(PROBE_MARK))
@@ -170,6 +159,25 @@ def _outputs_text(cells) -> str:
     return "\n".join(parts)
 
 
+def _glued(executed) -> set[str]:
+    """The names the executed notebook glued (myst_nb.glue marks its outputs with them)."""
+    return {out.get("metadata", {}).get("scrapbook", {}).get("name")
+            for cell in executed.cells for out in cell.get("outputs", [])} - {None}
+
+
+def _pasted(name: str) -> set[str]:
+    """The glue keys the book's pages paste from notebook ``name`` (``{glue}`` directives and roles)."""
+    keys = set()
+    for page in (ROOT / "book").glob("*.md"):
+        text = page.read_text()
+        keys |= set(re.findall(r"```\{glue\}\s*(\S+)\s*\n:doc:\s*/notebooks/" + re.escape(name) + r"\.ipynb", text))
+        keys |= set(re.findall(r"\{glue(?::\w+)?\}`/notebooks/" + re.escape(name) + r"\.ipynb::([\w-]+)", text))
+    return keys
+
+
+PROBE_06 = ('{"source": str(source), "rerun": bool(rerun), "tasks": tasks, "done": done, "pending": pending, '
+            '"verdict_lines": lines, "tables": {name: _json.loads(t.to_json(orient="records")) '
+            'for name, t in tables.items()}, "provenance": provenance_text}')
 
 
 @pytest.mark.notebook
@@ -183,13 +191,23 @@ class TestNotebookRuns:
         assert rec["device"] in ("cpu", "cuda")
 
     def test_01_five_tasks(self, tmp_path):
-        rec = _run("01_five_tasks", tmp_path)
+        rec, executed = _run("01_five_tasks", tmp_path, probe=(
+            '{"tasks": list(TASKS), "order_preserved": {t: bool(v) for t, v in zip(order_table["task"], '
+            'order_table["same order in target"])}, "shapes": {t: list(domains[t]["source"][0].image.shape) '
+            'for t in TASKS}, "image_range": [float(min(c.image.min() for t in TASKS for d in domains[t].values() '
+            'for c in d)), float(max(c.image.max() for t in TASKS for d in domains[t].values() for c in d))], '
+            '"gap_rows": len(domain_gap_table), "shift_families": {t: family_table[family_table.task == t]'
+            '["kind"].value_counts().to_dict() for t in TASKS}}'))
+        assert rec["tasks"] == list(TASKS)
         assert set(rec["order_preserved"]) == set(rec["tasks"])
         assert rec["shapes"]["fundus"][0] == 3 and len(rec["shapes"]["cardiac"]) == 4
         assert 0.0 <= rec["image_range"][0] and rec["image_range"][1] <= 1.0
         for task in rec["tasks"]:  # the shift gallery section tabulated every task's registry
             kinds = rec["shift_families"][task]
             assert kinds["appearance"] >= 9 and kinds["shape"] >= 2  # 8+ families plus "target"
+        assert rec["gap_rows"] == len(rec["tasks"])  # one row per task, done or pending
+        pasted = _pasted("01_five_tasks")
+        assert "domain_gap_table" in pasted and pasted <= _glued(executed), "book/data.md pastes what 01 glues"
 
     def test_02_class_wise_mean(self, tmp_path):
         rec, _ = _run("02_class_wise_mean", tmp_path, probe=(
@@ -245,7 +263,7 @@ class TestNotebookRuns:
 
     def test_06_five_tasks(self, tmp_path):
         """On a CPU notebook 06 loads the committed evidence (trains nothing) and renders what is there."""
-        rec = _run("06_five_tasks", tmp_path)
+        rec, executed = _run("06_five_tasks", tmp_path, probe=PROBE_06)
         assert rec["rerun"] is False
         assert rec["source"] == str(ROOT / "book" / "results")
         assert sorted(rec["done"] + rec["pending"]) == sorted(rec["tasks"])
@@ -255,6 +273,12 @@ class TestNotebookRuns:
             assert any("pending" in line and TASKS[task].title in line for line in rec["verdict_lines"])
         if rec["done"]:
             assert {r["task"] for r in rec["tables"]["verdicts"]} == set(rec["done"])
+            assert rec["provenance"].startswith(f"Computed from results/ ({len(rec['done'])} task(s)) by: ")
+        else:
+            assert rec["provenance"] == "No evidence-run results are committed yet."
+        assert rec["provenance"] in _outputs_text(executed.cells)
+        pasted = _pasted("06_five_tasks")
+        assert "evidence_verdicts" in pasted and pasted <= _glued(executed), "book/results.md pastes what 06 glues"
 
     def test_06_five_tasks_renders_results(self, tmp_path):
         """Given a results folder, every section renders and its numbers are those of evidence.page_tables."""
@@ -262,7 +286,7 @@ class TestNotebookRuns:
         from sikd_utils import evidence
 
         folder = write_fake_results(tmp_path / "results")
-        rec = _run("06_five_tasks", tmp_path, results_dir=str(folder))
+        rec, executed = _run("06_five_tasks", tmp_path, probe=PROBE_06, results_dir=str(folder))
         assert rec["done"] == ["cardiac", "polyp"] and rec["pending"] == ["abdomen", "fundus", "breast_us"]
         scores, training, _ = evidence.load_results(folder)
         expected = evidence.page_tables(scores, training)
@@ -273,3 +297,5 @@ class TestNotebookRuns:
             assert got[r.task]["intra_delta"] == pytest.approx(r.intra_delta)
             assert got[r.task]["cross_verdict"] == r.cross_verdict
         assert any("teacher gate" in line or "teachers pass" in line for line in rec["verdict_lines"])
+        assert rec["provenance"] == "Computed from results/ (2 task(s)) by: fake"
+        assert _pasted("06_five_tasks") <= _glued(executed)
