@@ -1,12 +1,11 @@
-"""Student copies of the notebooks: every cell tagged ``solution`` removed (and any legacy
-``{admonition} Solutions`` block), outputs cleared. ``make student-notebooks`` runs it.
+"""Student copies of the notebooks: every cell tagged ``solution`` removed, outputs cleared.
+``make student-notebooks`` runs it.
 
     python book/student_notebooks.py [notebooks/] [_build/student-notebooks/]
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -15,8 +14,6 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_TAG = "solution"
 PLACEHOLDER = "*Solutions are left out of this copy: your teacher has them.*"
-# notebooks not yet converted to solution cells keep their solutions in a MyST dropdown
-_LEGACY = re.compile(r"```\{admonition\} Solutions.*?\n```[ \t]*\n?", re.DOTALL)
 
 
 def is_solution(cell) -> bool:
@@ -32,8 +29,6 @@ def student_copy(nb):
         if is_solution(cell):
             cells.append(nbformat.v4.new_markdown_cell(PLACEHOLDER))
             continue
-        if cell.cell_type == "markdown" and _LEGACY.search(cell.source):
-            cell.source = _LEGACY.sub(PLACEHOLDER + "\n", cell.source)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)

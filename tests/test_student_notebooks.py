@@ -18,12 +18,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _solution_lines(nb) -> list[str]:
-    """Distinctive lines of a notebook's solutions (tagged cells, or a legacy dropdown admonition)."""
+    """Distinctive lines of a notebook's solutions (the cells tagged ``solution``)."""
     texts = [c.source for c in nb.cells if is_solution(c)]
-    for cell in nb.cells:
-        m = re.search(r"```\{admonition\} Solutions(.*?)\n```", cell.source, re.DOTALL)
-        if m:
-            texts.append(m.group(1))
     return [line.strip() for t in texts for line in t.splitlines()
             if len(line.strip()) > 25 and not line.strip().startswith("<")]
 
