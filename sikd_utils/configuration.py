@@ -18,11 +18,12 @@ from typing import Sequence
 
 from .data.case import Case
 from .data.tasks import get_task
+from .distill import DEFAULT_TEMPERATURE
 from .runtime import PRECISIONS
 from .train import TrainConfig
 
 __all__ = ["ExperimentConfig", "Splits", "TestSet", "synthetic_splits", "real_splits", "benchmark_splits", "preset_config",
-           "VOLUME_COUNTS", "IMAGE_COUNTS", "COUNT_FIELDS", "TEST_SEED_OFFSET"]
+           "VOLUME_COUNTS", "IMAGE_COUNTS", "COUNT_FIELDS", "TEST_SEED_OFFSET", "COMPARISON_DEFAULTS"]
 
 # default synthetic case counts (train, validation, source test, target test): a volume holds 6-12
 # slices, so 2D tasks get proportionally more images for a similar number of training slices
@@ -32,6 +33,10 @@ COUNT_FIELDS = ("n_train", "n_val", "n_test", "n_target")
 # benchmark test cases are drawn with data_seed + TEST_SEED_OFFSET, so that their anatomy can never
 # coincide with a training case (drawn with data_seed)
 TEST_SEED_OFFSET = 1000
+# the comparison settings of issue 13 (sikd_utils.ablations) and their defaults, which are SIKD's: a run
+# key includes one only when it differs from its default, so every key computed before they existed holds
+COMPARISON_DEFAULTS = {"backbone": "unet", "distill_method": "feature_mse", "kd_temperature": DEFAULT_TEMPERATURE,
+                       "distill_layer": "last_decoder", "teacher_input": None, "teacher_skips": False}
 
 
 class TestSet(str):
@@ -99,6 +104,13 @@ class ExperimentConfig:
     batch_size: int = 8
     lr: float = 1e-3
     distill_weight: float = 2.0
+    # comparisons (issue 13; see TrainConfig and build_model): the defaults are SIKD's
+    backbone: str = "unet"  # or "swin_unetr" (base_channels a multiple of 12), "basic_unet"
+    distill_method: str = "feature_mse"  # or "logit_kd", "attention_transfer"
+    kd_temperature: float = DEFAULT_TEMPERATURE  # logit_kd only
+    distill_layer: str = "last_decoder"  # or "bottleneck"
+    teacher_input: str | None = None  # what SIKD's teacher sees: None = the class-wise mean image
+    teacher_skips: bool = False  # True: the teachers keep their skip connections (ablation)
     seeds: tuple[int, ...] = (0, 1, 2)
     # synthetic data (ignored when splits are given); None = the task's default below
     n_train: int | None = None
@@ -143,9 +155,22 @@ class ExperimentConfig:
     def train_config(self, role: str, seed: int) -> TrainConfig:
         teacher_like = role in ("teacher", "raw_teacher")
         epochs = self.teacher_epochs if teacher_like and self.teacher_epochs else self.epochs
+        # teacher_input belongs to SIKD's pair (the control's is raw by definition); the baseline has no teacher
         return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                            distill_weight=self.distill_weight, seed=seed, device=self.device,
-                           precision=self.precision, progress=self.progress)
+                           precision=self.precision, progress=self.progress, distill_method=self.distill_method,
+                           kd_temperature=self.kd_temperature, distill_layer=self.distill_layer,
+                           teacher_input=self.teacher_input if role in ("teacher", "student") else None,
+                           teacher_skips=self.teacher_skips and role != "baseline")
+
+    def build_model(self, role: str, seed: int | None = None):
+        """A freshly initialised network for ``role`` in these settings (backbone, width, teacher input, skips)."""
+        from .train import build_model
+
+        spec = get_task(self.task)
+        return build_model(role, spec.in_channels, spec.num_classes, self.base_channels, seed=seed,
+                           backbone=self.backbone, teacher_input=self.teacher_input if role == "teacher" else None,
+                           teacher_skips=self.teacher_skips and role != "baseline")
 
     def run_root(self, data_tag: str):
         """Folder holding this configuration's trained models (None when nothing is saved)."""
@@ -159,7 +184,8 @@ class ExperimentConfig:
         """Short hash of the settings that change trained weights (not seeds, test sets or device)."""
         keys = ("task", "image_size", "base_channels", "epochs", "teacher_epochs", "batch_size", "lr",
                 "distill_weight", "augment")
-        payload = json.dumps({k: getattr(self, k) for k in keys} | {"data": data_tag}, sort_keys=True)
+        changed = {k: getattr(self, k) for k, v in COMPARISON_DEFAULTS.items() if getattr(self, k) != v}
+        payload = json.dumps({k: getattr(self, k) for k in keys} | changed | {"data": data_tag}, sort_keys=True)
         return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
 
@@ -309,11 +335,24 @@ def _check_experiment_config(config: ExperimentConfig) -> None:
     for severity in config.severities:
         check_float("severities entry", severity, 0.0)
     check_int("data_seed", config.data_seed, 0)
-    for name in ("shape_shift", "augment", "progress"):
+    _check_comparisons(config)
+    for name in ("shape_shift", "augment", "progress", "teacher_skips"):
         check_bool(name, getattr(config, name))
     check_device(config.device)
     if config.out_dir is not None and (not isinstance(config.out_dir, (str, os.PathLike)) or str(config.out_dir) == ""):
         raise TypeError(f"out_dir must be a folder path or None (save nothing), got {config.out_dir!r}")
+
+
+def _check_comparisons(config: ExperimentConfig) -> None:
+    """The comparison settings, checked by the classes that use them (same messages, one set of rules)."""
+    from .backbones import check_backbone
+
+    check_backbone(config.backbone)
+    if config.backbone == "swin_unetr" and config.base_channels % 12:
+        raise ValueError(f"backbone 'swin_unetr' needs base_channels divisible by 12 (e.g. 24 or 36), got "
+                         f"{config.base_channels}")
+    TrainConfig(role="student", distill_method=config.distill_method, kd_temperature=config.kd_temperature,
+                distill_layer=config.distill_layer, teacher_input=config.teacher_input, device="cpu")
 
 
 def preset_config(preset: str, task: str, **overrides) -> ExperimentConfig:

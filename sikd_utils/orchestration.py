@@ -103,17 +103,18 @@ def provenance(config: ExperimentConfig, command: str | None = None) -> dict:
 
 
 def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], seed: int, bar=None,
-                callbacks: Sequence[Callable[[dict], None]] = ()) -> dict:
+                callbacks: Sequence[Callable[[dict], None]] = (), teachers: dict | None = None) -> dict:
     """Train (or reload, when the run folder already holds them) the given roles for one seed.
 
     Roles are trained in the order given; a distilled role ("student", "control") needs its teacher
     ("teacher", "raw_teacher") earlier in the list or already trained in the run folder. Returns
     ``role -> TrainResult``. With a tqdm ``bar`` (see :func:`run_task`), epochs advance that bar instead
     of each run drawing its own; ``callbacks`` receive every epoch's record (e.g. to stop at a deadline).
+    ``teachers`` maps a teacher role to a trained model or run folder trained under *other* settings (the
+    ablations share one teacher among students that differ only in how they are distilled).
     """
     from .data.slices import SliceDataset
 
-    spec = get_task(config.task)
     train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
                             seed=config.data_seed)
     val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
@@ -126,12 +127,14 @@ def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], 
             teacher_role = TEACHER_OF[role]
             if teacher_role in results:
                 teacher = results[teacher_role].model
+            elif teachers and teacher_role in teachers:
+                teacher = teachers[teacher_role]
             elif run_root is not None and (run_root / f"seed{seed}" / teacher_role / "best.pt").exists():
                 teacher = run_root / f"seed{seed}" / teacher_role
             else:
                 raise ValueError(f"role {role!r} needs a trained {teacher_role!r}: put {teacher_role!r} before "
                                  f"{role!r} in roles")
-        model = build_model(role, spec.in_channels, spec.num_classes, config.base_channels, seed=seed)
+        model = config.build_model(role, seed=seed)
         train_config = config.train_config(role, seed)
         role_callbacks = list(callbacks)
         if bar is not None:

@@ -16,7 +16,9 @@ Every role can use another backbone (``build_model(..., backbone=...)``, :mod:`s
 its teacher is the same network without skips. For the comparisons of issue 13, :class:`TrainConfig`
 also chooses the distillation term (``distill_method``), the distilled layer (``distill_layer``) and
 what the teacher sees (``teacher_input``: a ``teacher`` is trained on it, a ``student``'s teacher is
-fed it); the defaults are SIKD's and give exactly the results they gave before these options existed.
+fed it) and whether the teacher keeps its skip connections (``teacher_skips``, the ablation that asks
+whether removing them matters); the defaults are SIKD's and give exactly the results they gave before
+these options existed.
 
 Defaults are the official recipe (Adam 1e-3, ×0.5 at epochs 60/100/150/180 of 200 — scaled to the
 epoch count —, batch 20, seed 20). Randomness is re-derived from (seed, epoch) at the start of every
@@ -83,7 +85,8 @@ CHECKPOINT_FORMAT = "sikd-checkpoint/1"
 LAST, BEST = "last.pt", "best.pt"
 # settings that change the weights a run produces: a resumed run must match them exactly
 _RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
-                 "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input")
+                 "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input",
+                 "teacher_skips")
 # roles whose teacher input is fixed by definition (teacher_input may only repeat it)
 _FIXED_TEACHER_INPUT = {"raw_teacher": "raw", "control": "raw"}
 
@@ -106,6 +109,9 @@ class TrainConfig:
     kd_temperature: float = DEFAULT_TEMPERATURE  # logit_kd only
     distill_layer: str = "last_decoder"  # or "bottleneck" (feature methods only)
     teacher_input: str | None = None  # None: the role's own (mean_image; raw for raw_teacher and control)
+    # the "teacher with skips" ablation: a teacher/raw_teacher keeps its skip connections, and a
+    # student/control expects its teacher to have them (False: the paper's skip-free teacher)
+    teacher_skips: bool = False
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
     channels_last: bool | None = None  # None: on CUDA only
@@ -140,6 +146,9 @@ class TrainConfig:
                 raise ValueError(f"role {self.role!r} feeds its teacher the {fixed!r} image by definition, got "
                                  f"teacher_input={self.teacher_input!r}; for the ablation use roles 'teacher' "
                                  "and 'student' with that teacher_input")
+        check_bool("teacher_skips", self.teacher_skips)
+        if self.teacher_skips and self.role == "baseline":
+            raise ValueError("role 'baseline' has no teacher; leave teacher_skips=False")
         self.seed = check_int("seed", self.seed, 0)
         self.num_workers = check_int("num_workers", self.num_workers, 0)
         if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Iterable):
@@ -159,6 +168,10 @@ class TrainConfig:
         trained and validated on, and the one a ``student``/``control`` feeds its frozen teacher; None
         for the baseline."""
         return _teacher_sees(self.role, self.teacher_input)
+
+    def skip_free(self) -> bool:
+        """Whether this role trains a network without skip connections (a teacher, unless teacher_skips)."""
+        return self.role in SKIP_FREE_ROLES and not self.teacher_skips
 
     def scaled_milestones(self) -> list[int]:
         """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
@@ -207,25 +220,27 @@ def check_device(device: str | torch.device) -> None:
 
 def build_model(
     role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None,
-    backbone: str = "unet", teacher_input: str | None = None,
+    backbone: str = "unet", teacher_input: str | None = None, teacher_skips: bool = False,
 ) -> UNet:
     """A freshly initialised network for ``role`` (the teacher has no skip connections).
 
     ``backbone``: ``"unet"`` (ours, the paper's) or a MONAI network of :mod:`sikd_utils.backbones`.
     ``teacher_input="label_onehot"`` builds a ``teacher`` for one-hot label maps: ``in_channels`` becomes
     ``num_classes`` (pass the same ``teacher_input`` in its TrainConfig); other values change nothing.
+    ``teacher_skips=True`` keeps a teacher's skip connections (the ablation; pass it in its TrainConfig too).
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     check_backbone(backbone)
     if teacher_input is not None:
         check_choice("teacher_input", teacher_input, TEACHER_INPUTS)
+    check_bool("teacher_skips", teacher_skips)
     if role == "teacher" and teacher_input == "label_onehot":
         in_channels = num_classes
     if seed is not None:
         torch.manual_seed(seed)
     return build_backbone(backbone, in_channels, num_classes, base_channels,
-                          skip_connections=role not in SKIP_FREE_ROLES)
+                          skip_connections=role not in SKIP_FREE_ROLES or teacher_skips)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -321,16 +336,17 @@ def load_model(path: str | os.PathLike, expect: dict | None = None) -> UNet:
     return model
 
 
-def load_teacher(path: str | os.PathLike, student: UNet, teacher_input: str | None = None) -> UNet:
-    """Load a teacher checkpoint that can supervise ``student``: skip-free, same backbone, widths and
-    classes, and the student's input channels — or ``num_classes`` when it sees one-hot label maps
-    (``teacher_input="label_onehot"``)."""
-    return load_model(path, expect=_teacher_architecture(student, teacher_input))
+def load_teacher(path: str | os.PathLike, student: UNet, teacher_input: str | None = None,
+                 teacher_skips: bool = False) -> UNet:
+    """Load a teacher checkpoint that can supervise ``student``: skip-free (with skips when
+    ``teacher_skips``), same backbone, widths and classes, and the student's input channels — or
+    ``num_classes`` when it sees one-hot label maps (``teacher_input="label_onehot"``)."""
+    return load_model(path, expect=_teacher_architecture(student, teacher_input, teacher_skips))
 
 
-def _teacher_architecture(student, teacher_input: str | None) -> dict:
+def _teacher_architecture(student, teacher_input: str | None, teacher_skips: bool = False) -> dict:
     expect = architecture_of(student)
-    expect["skip_connections"] = False
+    expect["skip_connections"] = teacher_skips
     if teacher_input == "label_onehot":
         expect["in_channels"] = student.num_classes
     return expect
@@ -452,7 +468,7 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs,
 
 
 def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student",
-                   teacher_input: str = "mean_image") -> None:
+                   teacher_input: str = "mean_image", teacher_skips: bool = False) -> None:
     """Everything about the teacher that can be checked before training starts."""
     if teacher is None:
         raise ValueError(f"roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path); "
@@ -461,10 +477,13 @@ def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str
         if not is_segmenter(teacher):
             raise TypeError(f"teacher must be a sikd_utils UNet, another network from build_model(..., backbone=...) "
                             f"or a checkpoint path, got {type(teacher).__name__}")
-        if teacher.skip_connections:
+        if teacher.skip_connections and not teacher_skips:
             raise ValueError("teacher is a UNet with skip connections; SIKD's teacher (and the control's "
                              "raw_teacher) must be skip-free (build_model('teacher', ...) or "
-                             "UNet(..., skip_connections=False))")
+                             "UNet(..., skip_connections=False)); for the ablation pass teacher_skips=True")
+        if teacher_skips and not teacher.skip_connections:
+            raise ValueError("teacher_skips=True asks for a teacher with skip connections, got a skip-free one "
+                             "(build_model('teacher', ..., teacher_skips=True))")
         return
     if not isinstance(teacher, (str, os.PathLike)):
         raise TypeError(f"teacher must be a UNet or a checkpoint path, got {teacher!r}")
@@ -481,9 +500,9 @@ def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str
 
 
 def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool,
-                     teacher_input: str = "mean_image") -> UNet:
+                     teacher_input: str = "mean_image", teacher_skips: bool = False) -> UNet:
     if not isinstance(teacher, torch.nn.Module):
-        teacher = load_teacher(teacher, student, teacher_input)
+        teacher = load_teacher(teacher, student, teacher_input, teacher_skips)
     else:
         mine, theirs = _teacher_architecture(student, teacher_input), architecture_of(teacher)
         for key in ("backbone", "in_channels", "num_classes", "base_channels"):
@@ -631,13 +650,15 @@ def train(
     """
     config = TrainConfig() if config is None else config
     _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity)
-    if config.role in SKIP_FREE_ROLES and model.skip_connections:
-        raise ValueError(f"role {config.role!r} trains a skip-free UNet (skip_connections=False)")
-    if config.role not in SKIP_FREE_ROLES and not model.skip_connections:
-        raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)")
+    if config.skip_free() and model.skip_connections:
+        raise ValueError(f"role {config.role!r} trains a skip-free UNet (skip_connections=False); "
+                         "teacher_skips=True keeps the skips (the ablation)")
+    if not config.skip_free() and not model.skip_connections:
+        raise ValueError(f"role {config.role!r} trains an ordinary UNet (skip_connections=True)"
+                         + (" when teacher_skips=True" if config.teacher_skips else ""))
     teacher_sees = config.effective_teacher_input()  # mean_image for SIKD, raw for the control, None for the baseline
     if config.role in DISTILLED_ROLES:
-        _check_teacher(teacher, model, data_identity, config.role, teacher_sees)
+        _check_teacher(teacher, model, data_identity, config.role, teacher_sees, config.teacher_skips)
     elif teacher is not None:
         raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
     device = resolve_device(config.device)
@@ -682,7 +703,7 @@ def train(
     batched = _use_batched_augmentation(config, train_data, cuda)
     teacher_net = None
     if config.role in DISTILLED_ROLES:
-        teacher_net = _prepare_teacher(teacher, model, device, channels_last, teacher_sees)
+        teacher_net = _prepare_teacher(teacher, model, device, channels_last, teacher_sees, config.teacher_skips)
     teacher_input = teacher_input_function(teacher_sees) if teacher_sees else None
     step_model = torch.compile(model) if config.compile else model
 
