@@ -4,6 +4,7 @@
     %(prog)s run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
     %(prog)s gap --task all            # how much a plain U-Net loses under each shift
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
+    %(prog)s ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9   # why SIKD works
     %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
     %(prog)s run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on errors, show the full traceback")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,reproduce,fetch}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,reproduce,ablate,fetch}",
                                 parser_class=_Parser)
     run = sub.add_parser("run", parents=[common], help="teacher, baseline and SIKD student on one task (or all)",
                          description="Train teacher, baseline and SIKD student for every seed and score them "
@@ -128,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .reproduce import add_arguments as _reproduce_arguments
 
     _reproduce_arguments(evidence)
+    ablation = sub.add_parser("ablate", parents=[common],
+                              help="the ablations of 'Why does SIKD work?' (notebook 07): variants x seeds on a 2D "
+                                   "and a 3D task (resumable, time-limited)",
+                              description="Every ablation variant of sikd_utils.ablations (teacher skips, λ, layer, "
+                                          "teacher input, distillation method, backbone) against its baseline and "
+                                          "SIKD; resumable and time-limited.")
+    from .ablate import add_arguments as _ablate_arguments
+
+    _ablate_arguments(ablation)
     fetch = sub.add_parser("fetch", parents=[common], help="download a public dataset, or print how to get a gated one",
                            description="Download and verify a public dataset, or print how to obtain a gated one.")
     fetch.add_argument("dataset", type=_dataset_key, help="dataset key, e.g. kvasir, acdc, busi")
@@ -183,12 +193,17 @@ def _run(args) -> int:
     import pandas as pd
 
     pd.set_option("display.width", 160)
-    if args.command == "reproduce":
+    if args.command in ("reproduce", "ablate"):
         from .checks import check_writable_dir
-        from .reproduce import main as reproduce_main
 
         check_writable_dir("--out-dir", args.out_dir)
         check_writable_dir("--results-dir", args.results_dir)
+        if args.command == "ablate":
+            from .ablate import main as ablate_main
+
+            return ablate_main(args)
+        from .reproduce import main as reproduce_main
+
         return reproduce_main(args)
     if args.command == "fetch":
         from .data.real import fetch as fetch_dataset

@@ -1,0 +1,332 @@
+"""The ablation run of issue 13: every variant of :mod:`sikd_utils.ablations` × seeds on a 2D and a 3D task.
+
+    python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9
+
+Built on the evidence run's machinery (:mod:`sikd_utils.reproduce`): the same preset settings, data,
+checkpoints and deadline, the same tidy schema. What differs:
+
+* **jobs** are (task, seed, group) where a group is the methods sharing one trained teacher (SIKD and
+  its λ, layer and method variants share SIKD's), or a single baseline; two jobs never train into the
+  same run folder, and the long groups start first;
+* **part files** are per (task, seed, method) under ``out_dir/parts/ablations/``: a method tested is never
+  tested again, so a job stopped at the deadline loses at most one method's testing;
+* **test sets**: the clean source test set, the realistic target at the preset's severities and *every
+  single family* of the task's shift registry at those severities — the fingerprint per variant needs
+  the single causes; the compound families (pairs, triples, ``all``) of the evidence run are left
+  out, as they ask whether effects add up, which the evidence run answers for SIKD. HD95 on clean and
+  target only, as in the evidence run;
+* **results** go to ``book/results/ablations/``: ``<task>.csv`` (``method`` = variant or baseline name),
+  ``<task>_training.csv`` (one row per (seed, method, role) trained or reused) and ``provenance.json``.
+
+GPU time at the gpu preset (estimated, not measured as a whole): one H200 with CUDA MPS, 10 worker
+processes side by side, where one process takes 3.3 s per epoch of a 128 px, base-32 U-Net over ~1,500
+slices in a plain role and ~4.8 s in a distilled one; teachers train 80 epochs, the others 20. Per seed
+the 15 methods train 3 baselines (60 plain epochs), 6 teachers (SIKD's, with skips, one-hot, raw, Swin,
+BasicUNet: 480 plain epochs) and 12 students (240 distilled epochs): 540 × 3.3 + 240 × 4.8 ≈ 2,930 s ≈
+49 min of one process for fundus (1,500 slices). Cardiac's 200 volumes hold ~2,100 slices (66 batches of
+32 per epoch against fundus' 47), so ≈ 1.4 × 49 ≈ 69 min. Five seeds of both: ≈ 35,000 process-seconds,
+over 10 processes ≈ 59 min of the GPU, plus testing (15 methods × 61 (fundus) or 56 (cardiac) test
+sets per seed; not measured — guess 10-20 min) and a minute per restart of a time-limited piece: about
+1.5 h of one H200 in all, i.e. ten `--max-minutes 9` pieces. Two figures are assumptions: SwinUNETR
+and BasicUNet epochs are counted at the U-Net's cost, and testing is a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ablations as ab
+from .reproduce import (DISTANCE_FAMILIES, EXIT_DONE, EXIT_UNFINISHED, SCORE_COLUMNS, ReproduceSettings, TimeUp,
+                        _data_tag, _Deadline, _print, _splits, _write_atomic)
+
+__all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
+           "TRAINING_COLUMNS", "ABLATION_TASKS"]
+
+ABLATION_TASKS = ("fundus", "cardiac")  # one 2D, one 3D task
+TRAINING_COLUMNS = ["task", "seed", "method", "role", "best_epoch", "best_val_dice", "validated_on", "epochs",
+                    "steps", "train_seconds", "run_key"]
+_SEEN = {"mean_image": "mean images", "label_onehot": "one-hot labels", "raw": "raw images"}
+
+
+@dataclass
+class AblationSettings(ReproduceSettings):
+    """One ablation run (see the module docstring). ``variants=None``: every variant of the registry."""
+
+    tasks: tuple[str, ...] = ABLATION_TASKS
+    results_dir: str = "book/results/ablations"
+    variants: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.variants = ab.check_variants(self.variants)
+
+    def methods(self) -> list[str]:
+        return ab.methods_for(self.variants)
+
+    def for_task(self, task: str) -> "AblationSettings":
+        """These settings with the task's test families (every single family unless ``families`` is given)."""
+        return dataclasses.replace(self, families=self.families or tuple(ablation_families(task)))
+
+
+def ablation_families(task: str) -> list[str]:
+    """The single shift families of ``task``'s registry (no compounds; ``target`` is always tested)."""
+    from .data import shifts
+
+    return [f for f in shifts.shift_families(task) if f not in ("clean", "target")]
+
+
+# --------------------------------------------------------------------------- jobs
+def _parts(settings: AblationSettings, task: str, seed: int) -> Path:
+    config = settings.config(task)
+    return Path(settings.out_dir) / "parts" / "ablations" / task / config.run_key(_data_tag(config)) / f"seed{seed}"
+
+
+def _method_done(settings, task, seed, method) -> bool:
+    folder = _parts(settings, task, seed)
+    return (folder / f"{method}.scores.csv").exists() and (folder / f"{method}.training.csv").exists()
+
+
+def _epochs(config, method: str) -> int:
+    return sum(config.train_config(role, 0).epochs for role, _ in ab.units(method))
+
+
+def job_groups(settings: AblationSettings, task: str) -> list[list[str]]:
+    """The task's methods grouped by the teacher they share (a baseline alone), longest group first."""
+    config = settings.config(task)
+    tag = _data_tag(config)
+    groups: dict[tuple, list[str]] = {}
+    for method in settings.methods():
+        role, overrides = ab.units(method)[0]
+        groups.setdefault((role, ab.role_config(config, role, overrides).run_key(tag)), []).append(method)
+    return sorted(groups.values(), key=lambda g: -sum(_epochs(config, m) for m in g))
+
+
+def _training_rows(task, seed, method, results, configs, tag) -> list[dict]:
+    rows = []
+    for role, result in results.items():
+        seen = result.config.effective_teacher_input() if role in ("teacher", "raw_teacher") else "raw"
+        rows.append({"task": task, "seed": seed, "method": method, "role": role, "best_epoch": result.best_epoch,
+                     "best_val_dice": result.best_val_dice, "validated_on": _SEEN[seen],
+                     "epochs": len(result.history), "steps": result.extra.get("steps"),
+                     "train_seconds": sum(h.get("seconds", 0.0) for h in result.history),
+                     "run_key": configs[role].run_key(tag)})
+    return rows
+
+
+def run_group(settings: AblationSettings, task: str, seed: int, methods: list[str], deadline: float | None = None) -> dict:
+    """Train (or reload) and test the ``methods`` of one group for one (task, seed); write their part files."""
+    import pandas as pd
+
+    from .orchestration import evaluate_methods, seed_scores_of, train_roles
+
+    settings = settings.for_task(task)
+    config = settings.config(task)
+    todo = [m for m in methods if not _method_done(settings, task, seed, m)]
+    outcome = {"task": task, "seed": seed, "group": methods, "status": "done", "reused": not todo}
+    if not todo:
+        return outcome
+    clock = _Deadline(deadline)
+    folder = _parts(settings, task, seed)
+    try:
+        clock._check(60.0, "start")
+        splits = _splits(settings, config)
+        trained = {}  # (role, run key) -> TrainResult, shared by the group's methods
+        for method in todo:
+            results, configs = {}, {}
+            for role, overrides in ab.units(method):
+                configs[role] = cfg = ab.role_config(config, role, overrides)
+                key = (role, cfg.run_key(splits.tag))
+                if key not in trained:
+                    teachers = {r: results[r].model for r in results}
+                    trained[key] = train_roles(cfg, splits, [role], seed, callbacks=(clock.after_epoch,),
+                                               teachers=teachers)[role]
+                results[role] = trained[key]
+            model = results[ab.student_role(method)].model
+            per_case = evaluate_methods({method: model}, splits, config, seed, before_each=clock.before_eval,
+                                        distances=lambda key: key.family in DISTANCE_FAMILIES)
+            counts = per_case.groupby("test_set", sort=False)["case"].nunique()
+            scores = seed_scores_of(per_case).assign(task=task, teacher_gate="")
+            scores["n_cases"] = [int(counts[t]) for t in scores["test_set"]]
+            training = pd.DataFrame(_training_rows(task, seed, method, results, configs, _data_tag(config)),
+                                    columns=TRAINING_COLUMNS)
+            _write_atomic(folder / f"{method}.training.csv", lambda tmp: training.to_csv(tmp, index=False))
+            _write_atomic(folder / f"{method}.scores.csv", lambda tmp: scores[SCORE_COLUMNS].to_csv(tmp, index=False))
+    except TimeUp as stop:
+        return {**outcome, "status": "stopped", "at": f"{stop}; {clock.summary()}"}
+    return {**outcome, "at": clock.summary()}
+
+
+def _run_group_safely(settings, task, seed, methods, deadline):
+    try:
+        return run_group(settings, task, seed, methods, deadline)
+    except Exception as err:  # one failing job must not take the others down; reported at the end
+        import traceback
+
+        return {"task": task, "seed": seed, "group": methods, "status": "failed",
+                "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+
+
+# --------------------------------------------------------------------------- a finished task
+def _read_provenance(settings: AblationSettings) -> dict:
+    path = Path(settings.results_dir) / "provenance.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return data if isinstance(data.get("tasks"), dict) else {"tasks": {}}
+
+
+def task_done(settings: AblationSettings, task: str) -> bool:
+    """Whether ``results_dir`` holds this task's ablations for these settings, seeds and methods."""
+    config = settings.config(task)
+    entry = _read_provenance(settings)["tasks"].get(task)
+    return (entry is not None and entry.get("run_key") == config.run_key(_data_tag(config))
+            and entry.get("preset") == settings.preset and set(config.seeds) <= set(entry.get("seeds", ()))
+            and set(settings.methods()) <= set(entry.get("methods", {}))
+            and (Path(settings.results_dir) / f"{task}.csv").exists())
+
+
+def _gates(training):
+    """``(seed, method) -> "pass"/"FAIL"`` from the teacher gate of :mod:`sikd_utils.stats` (baselines: n/a)."""
+    from .stats import GATE_MARGIN
+
+    val = training.set_index(["seed", "method", "role"])["best_val_dice"]
+    gates = {}
+    for (seed, method), group in training.groupby(["seed", "method"]):
+        baseline, _ = ab.compared_with(method)
+        teacher = [r for r in group["role"] if r in ("teacher", "raw_teacher")]
+        if baseline is None or not teacher or (seed, baseline, "baseline") not in val.index:
+            gates[(seed, method)] = "n/a"
+        else:
+            ok = val[(seed, method, teacher[0])] >= val[(seed, baseline, "baseline")] - GATE_MARGIN - 1e-12
+            gates[(seed, method)] = "pass" if ok else "FAIL"
+    return gates
+
+
+def _finish_task(settings: AblationSettings, task: str) -> Path:
+    """Gather the part files of every method tested for every seed into ``results_dir``; record provenance."""
+    import pandas as pd
+
+    from .orchestration import provenance
+
+    settings = settings.for_task(task)
+    config = settings.config(task)
+    folders = [_parts(settings, task, seed) for seed in config.seeds]
+    methods = [m for m in [*ab.BASELINES, *ab.VARIANTS]
+               if all(_method_done(settings, task, s, m) for s in config.seeds)]
+    scores = pd.concat([pd.read_csv(f / f"{m}.scores.csv") for m in methods for f in folders], ignore_index=True)
+    training = pd.concat([pd.read_csv(f / f"{m}.training.csv") for m in methods for f in folders], ignore_index=True)
+    gates = _gates(training)
+    scores["teacher_gate"] = [gates[(s, m)] for s, m in zip(scores["seed"], scores["method"])]
+    training["gate"] = [gates[(s, m)] if r in ("teacher", "raw_teacher") else "" for s, m, r in
+                        zip(training["seed"], training["method"], training["role"])]
+    results = Path(settings.results_dir)
+    _write_atomic(results / f"{task}.csv", lambda tmp: scores.to_csv(tmp, index=False))
+    _write_atomic(results / f"{task}_training.csv", lambda tmp: training.to_csv(tmp, index=False))
+    tag = _data_tag(config)
+    entry = {**provenance(config, command=settings.command or None), "preset": settings.preset,
+             "run_key": config.run_key(tag), "seeds": list(config.seeds), "image_size": config.image_size,
+             "base_channels": config.base_channels, "batch_size": config.batch_size, "epochs": config.epochs,
+             "teacher_epochs": config.teacher_epochs or config.epochs, "families": list(settings.families),
+             "severities": list(settings.severities()),
+             "methods": {m: {"baseline": ab.compared_with(m)[0], "reference": ab.compared_with(m)[1],
+                             "overrides": ab.units(m)[-1][1], "roles": [r for r, _ in ab.units(m)],
+                             "run_key": ab.role_config(config, *ab.units(m)[-1]).run_key(tag)} for m in methods},
+             "train_seconds": float(training.drop_duplicates(["seed", "run_key", "role"])["train_seconds"].sum()),
+             "wall_time_note": "train_seconds sums every network once (shared teachers counted once); "
+                               "jobs ran side by side, so elapsed time was shorter"}
+    data = _read_provenance(settings)
+    data["tasks"][task] = entry
+    data["schema"] = {"<task>.csv": "one row per (task, seed, method, family, severity); method = an ablation variant "
+                                    "of sikd_utils.ablations or a baseline; Dice (and HD95 on clean/target) averaged "
+                                    "over classes of the per-class mean over cases; teacher_gate of the method's teacher",
+                      "<task>_training.csv": "one row per (task, seed, method, role) trained or reused: best epoch, "
+                                             "best validation Dice, what it was validated on, run key, gate"}
+    _write_atomic(results / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    return results / f"{task}.csv"
+
+
+# --------------------------------------------------------------------------- the run
+def ablate(settings: AblationSettings, log=_print) -> int:
+    """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``."""
+    start = time.time()
+    deadline = start + settings.max_minutes * 60 - 20 if settings.max_minutes else None
+    pending = [t for t in settings.tasks if not task_done(settings, t)]
+    for task in settings.tasks:
+        if task not in pending:
+            log(f"{task}: ablations already in {settings.results_dir} — skipped")
+    jobs = [(task, seed, group) for task in pending for group in job_groups(settings, task)
+            for seed in settings.config(task).seeds]
+    jobs.sort(key=lambda j: -sum(_epochs(settings.config(j[0]), m) for m in j[2]))  # longest first
+    remaining = {task: {(s, tuple(g)) for t, s, g in jobs if t == task} for task in pending}
+    outcomes = []
+
+    def collect(outcome):
+        outcomes.append(outcome)
+        task, seed, group = outcome["task"], outcome["seed"], tuple(outcome["group"])
+        detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
+        log(f"{task} seed {seed} [{', '.join(group)}]: {outcome['status']}{' (' + detail + ')' if detail else ''} "
+            f"[{(time.time() - start) / 60:.1f} min]")
+        if outcome["status"] == "done":
+            remaining[task].discard((seed, group))
+            if not remaining[task]:
+                log(f"{task}: finished — results written to {_finish_task(settings, task)}")
+
+    if settings.workers == 1:
+        for job in jobs:
+            collect(_run_group_safely(settings, *job, deadline))
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
+            futures = [pool.submit(_run_group_safely, settings, *job, deadline) for job in jobs]
+            for future in as_completed(futures):
+                collect(future.result())
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    for outcome in failed:
+        log(outcome["traceback"])
+    unfinished = sorted(task for task in pending if remaining[task])
+    minutes = (time.time() - start) / 60
+    if unfinished:
+        log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to continue"
+            + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
+        return EXIT_UNFINISHED
+    log(f"DONE after {minutes:.1f} min: ablations of {', '.join(settings.tasks)} in {settings.results_dir}")
+    return EXIT_DONE
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(parser) -> None:
+    """The options of ``python -m sikd_utils ablate``."""
+    from .data.tasks import TASKS
+    from .presets import PRESETS
+
+    parser.add_argument("--preset", default="gpu", choices=sorted(PRESETS), help="scale of the run (sikd_utils/presets.py)")
+    parser.add_argument("--tasks", nargs="+", default=list(ABLATION_TASKS), choices=sorted(TASKS), metavar="TASK",
+                        help="tasks to run (default: one 2D and one 3D task)")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="VARIANT", choices=list(ab.VARIANTS),
+                        help=f"ablation variants (default: all: {' '.join(ab.VARIANTS)}); SIKD and the baselines "
+                             "they need are always added")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
+    parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-method part files")
+    parser.add_argument("--results-dir", default="book/results/ablations", help="where finished tasks' results go")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop cleanly before this many minutes (rerun the same command to continue)")
+    parser.add_argument("--workers", type=int, default=1, help="(task, seed, group) jobs run side by side as processes")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
+
+
+def main(args) -> int:
+    """Run ``python -m sikd_utils ablate`` with parsed ``args``; returns the exit status."""
+    command = "python -m sikd_utils " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m sikd_utils ablate"
+    settings = AblationSettings(preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
+                                seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
+                                results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
+                                device=args.device, progress=args.progress, command=command,
+                                variants=tuple(args.variants) if args.variants else None)
+    return ablate(settings)
