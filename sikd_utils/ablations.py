@@ -36,6 +36,7 @@ BASELINES: dict[str, dict] = {
 
 #: the questions of issue 13, in the order notebook 07 answers them
 QUESTIONS: dict[str, str] = {
+    "reference": "Does SIKD beat its baseline in these runs?",
     "skips": "Does the teacher need to be skip-free?",
     "lambda": "How much does the weight λ matter?",
     "layer": "Which layer should be distilled?",
@@ -74,7 +75,9 @@ def _lambda(value: float) -> Variant:
 
 _VARIANTS = (
     Variant("sikd", "reference", "SIKD as published: a skip-free teacher on class-wise mean images, λ = 2, "
-            "feature MSE on the last decoder block", reference=None),
+            "feature MSE on the last decoder block", reference=None,
+            answers={"better": "SIKD beats the baseline", "worse": "SIKD is worse than the baseline",
+                     "tie": "SIKD and the baseline are not detectably different"}),
     Variant("teacher_skips", "skips", "the teacher keeps its skip connections", {"teacher_skips": True},
             answers={"worse": "removing the teacher's skips matters: a teacher with skips helps less",
                      "better": "a teacher with skips does better: skip-freeness is not what helps",

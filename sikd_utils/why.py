@@ -1,0 +1,173 @@
+"""What the ablations say: the tables and sentences of notebook 07 ("Why does SIKD work?").
+
+Everything here is computed from the files ``python -m sikd_utils ablate`` writes
+(``book/results/ablations/``, read by :func:`load_results`) with the paired statistics of
+:mod:`sikd_utils.stats`; the notebook only displays it. Each variant is compared, paired by seed, with
+its baseline and (for the variants that change one thing of SIKD's recipe) with SIKD, on three summary
+test sets, and each comparison gets one outcome by :data:`CONCLUSION_RULE`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import ablations as ab
+from . import stats
+from .reproduce import load_results
+
+__all__ = ["load_results", "COMMAND", "PENDING", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
+           "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table"]
+
+COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
+PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
+           "until it prints DONE, then commit `book/results/ablations/`; nothing is shown here until then rather "
+           "than numbers from another scale.")
+#: the summary test sets of every comparison (family names in :func:`summary_scores`)
+SUMMARIES = ("clean", "target (mean)", "shifts (mean)")
+#: the rule that turns a comparison into an outcome, in words
+CONCLUSION_RULE = (
+    "Each variant is compared with a reference (SIKD as published for the variants that change one thing of its "
+    "recipe, the variant's own baseline for SIKD and the backbones), paired by seed, on three summary test sets: "
+    "the clean source test set, the realistic target averaged over its severities, and every other tested shift "
+    "family averaged over families and severities. On each, the difference is a gain when its 95 % CI lies above "
+    "0, a loss when it lies below 0, a tie otherwise. The variant is *better* when at least one summary is a gain "
+    "and none a loss, *worse* when at least one is a loss and none a gain, *mixed* when there are both, and *tie* "
+    "(not detectably different) when all three are ties.")
+_MIXED = "mixed: better on some summary test sets, worse on others"
+
+
+def registry_table() -> pd.DataFrame:
+    """The variants: what each changes, which question it answers, what it is compared with."""
+    rows = [{"variant": v.name, "question": ab.QUESTIONS[v.question], "what changes": v.what,
+             "compared with": v.reference or v.baseline, "its baseline": v.baseline}
+            for v in ab.VARIANTS.values()]
+    return pd.DataFrame(rows)
+
+
+def summary_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, seed, method): Dice on the :data:`SUMMARIES` (as ``family``, severity 0)."""
+    keys = ["task", "seed", "method"]
+    clean = scores[scores["family"] == "clean"].groupby(keys, sort=False)["dice"].mean()
+    shifted = scores[scores["severity"] > 0]
+    target = shifted[shifted["family"] == "target"].groupby(keys, sort=False)["dice"].mean()
+    others = shifted[~shifted["family"].isin(["clean", "target"])].groupby(keys, sort=False)["dice"].mean()
+    parts = [s.reset_index().assign(family=name, severity=0)
+             for name, s in zip(SUMMARIES, (clean, target, others)) if len(s)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "dice", "family", "severity"])
+
+
+def comparisons(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, variant, against, summary): the paired difference in Dice points and its outcome.
+
+    ``against`` is ``"baseline"`` or ``"reference"``; ``comparator`` names the method compared with.
+    """
+    summary = summary_scores(scores)
+    present = set(summary["method"])
+    rows = []
+    for name, variant in ab.VARIANTS.items():
+        for against, comparator in (("baseline", variant.baseline), ("reference", variant.reference)):
+            if comparator is None or name not in present or comparator not in present:
+                continue
+            deltas = stats.paired_deltas(summary, name, comparator)
+            for r in deltas.itertuples():
+                rows.append({"task": r.task, "variant": name, "question": variant.question, "against": against,
+                             "comparator": comparator, "summary": r.family, "delta": 100 * r.delta,
+                             "ci": 100 * r.delta_ci, "outcome": r.outcome, "wins": r.wins, "n_seeds": r.n_seeds})
+    return pd.DataFrame(rows, columns=["task", "variant", "question", "against", "comparator", "summary", "delta",
+                                       "ci", "outcome", "wins", "n_seeds"])
+
+
+def overall_outcome(outcomes) -> str:
+    """better, worse, mixed or tie from the summaries' gain/loss/tie (see :data:`CONCLUSION_RULE`)."""
+    outcomes = set(outcomes)
+    if "gain" in outcomes and "loss" in outcomes:
+        return "mixed"
+    if "gain" in outcomes:
+        return "better"
+    if "loss" in outcomes:
+        return "worse"
+    return "tie"
+
+
+def _number(delta: float, ci: float) -> str:
+    return f"{delta:+.1f} ± {ci:.1f}" if np.isfinite(ci) else f"{delta:+.1f}"
+
+
+def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`comparisons` as one row per (task, variant): Δ ± CI per summary against baseline and SIKD."""
+    rows = {}
+    for r in table.itertuples():
+        row = rows.setdefault((r.task, r.variant), {"task": r.task, "variant": r.variant})
+        label = "vs baseline" if r.against == "baseline" else "vs SIKD"
+        row[f"{label}: {r.summary}"] = _number(r.delta, r.ci)
+    for (task, variant), group in table.groupby(["task", "variant"], sort=False):
+        for against, label in (("baseline", "vs baseline"), ("reference", "vs SIKD")):
+            outcomes = group.loc[group["against"] == against, "outcome"]
+            if len(outcomes):
+                rows[(task, variant)][f"{label}: outcome"] = overall_outcome(outcomes)
+    columns = ["task", "variant"] + [f"{label}: {s}" for label in ("vs baseline", "vs SIKD")
+                                     for s in (*SUMMARIES, "outcome")]
+    frame = pd.DataFrame(list(rows.values()))
+    return frame.reindex(columns=[c for c in columns if c in frame.columns]).fillna("—")
+
+
+def fingerprints(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, task, family and severity: variant − its baseline (:func:`sikd_utils.stats.paired_deltas`)."""
+    present = set(scores["method"])
+    frames = [stats.paired_deltas(scores, name, v.baseline) for name, v in ab.VARIANTS.items()
+              if name in present and v.baseline in present]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
+    flags = scores[(scores["task"] == task) & (scores["method"] == variant)].drop_duplicates("seed")["teacher_gate"]
+    failed = int((flags == "FAIL").sum())
+    return f" (its teacher failed the gate on {failed}/{len(flags)} seeds)" if failed else ""
+
+
+def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None) -> list[str]:
+    """One generated sentence per question and task, from :func:`comparisons` by :data:`CONCLUSION_RULE`.
+
+    Each variant is judged against its reference (SIKD), or its baseline when it has none; a variant
+    without results for a task is said to be pending. ``scores`` adds the teacher-gate notes.
+    """
+    from .data.tasks import TASKS
+
+    tasks = list(dict.fromkeys(table["task"])) if tasks is None else list(tasks)
+    lines = []
+    for question, text in ab.QUESTIONS.items():
+        for task in tasks:
+            parts = []
+            for name, variant in ab.VARIANTS.items():
+                if variant.question != question:
+                    continue
+                against = "reference" if variant.reference else "baseline"
+                rows = table[(table["task"] == task) & (table["variant"] == name) & (table["against"] == against)]
+                if not len(rows):
+                    parts.append(f"`{name}` pending")
+                    continue
+                outcome = overall_outcome(rows["outcome"])
+                numbers = ", ".join(f"{r.summary} {_number(r.delta, r.ci)}" for r in rows.itertuples())
+                gate = _gate_note(scores, task, name) if scores is not None else ""
+                parts.append(f"{variant.answers.get(outcome, _MIXED)} (`{name}` − `{rows['comparator'].iloc[0]}`: "
+                             f"{numbers} Dice points){gate}")
+            title = TASKS[task].title if task in TASKS else task
+            lines.append(f"**{text}** {title}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def teacher_table(training: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, variant): its teacher's and its baseline's validation Dice (mean over seeds), gate passes."""
+    rows = []
+    for (task, method), group in training.groupby(["task", "method"], sort=False):
+        teacher = group[group["role"].isin(["teacher", "raw_teacher"])]
+        baseline = ab.compared_with(method)[0] if method in ab.VARIANTS else None
+        if not len(teacher) or baseline is None:
+            continue
+        base = training[(training["task"] == task) & (training["method"] == baseline)]["best_val_dice"]
+        gates = teacher["gate"].astype(str)
+        rows.append({"task": task, "variant": method, "teacher validated on": teacher["validated_on"].iloc[0],
+                     "teacher val Dice": teacher["best_val_dice"].mean(), "baseline val Dice": base.mean(),
+                     "gate passes": f"{int((gates == 'pass').sum())}/{len(gates)}"})
+    return pd.DataFrame(rows)
