@@ -23,11 +23,11 @@ from .configuration import ExperimentConfig
 __all__ = ["Variant", "VARIANTS", "BASELINES", "QUESTIONS", "check_variants", "methods_for", "units", "role_config",
            "student_role", "compared_with", "SWIN_WIDTH"]
 
-#: SwinUNETR's width: a multiple of 12 (MONAI's attention heads); 24 is MONAI's default and, with 6.3 M
-#: parameters, the multiple of 12 closest in size to the base-32 U-Net of the gpu preset (8.6 M; 36 has 14.2 M)
+#: The width of SwinUNETR, a multiple of 12 (MONAI's attention heads). 24 is MONAI's default and, with 6.3 M
+#: parameters, the multiple of 12 closest in size to the base-32 U-Net of the gpu preset (8.6 M; 36 has 14.2 M).
 SWIN_WIDTH = 24
 
-#: plain networks the variants are compared with: ``method -> ExperimentConfig overrides``
+#: The plain networks the variants are compared with (``method -> ExperimentConfig overrides``).
 BASELINES: dict[str, dict] = {
     "baseline": {},
     "baseline_swin_unetr": {"backbone": "swin_unetr", "base_channels": SWIN_WIDTH},

@@ -16,13 +16,20 @@ from . import ablations as ab
 from . import stats
 from .reproduce import load_results
 
-__all__ = ["load_results", "COMMAND", "PENDING", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
+__all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
            "until it prints DONE, then commit `book/results/ablations/`; nothing is shown here until then rather "
            "than numbers from another scale.")
+
+
+def pending(out_dir: str = "runs") -> str:
+    """The pending note (``PENDING``), its command naming ``out_dir`` when it is not the default."""
+    return PENDING if out_dir == "runs" else PENDING.replace(COMMAND, f"{COMMAND} --out-dir {out_dir}")
+
+
 #: the summary test sets of every comparison (family names in :func:`summary_scores`)
 SUMMARIES = ("clean", "target (mean)", "shifts (mean)")
 #: the rule that turns a comparison into an outcome, in words
@@ -109,6 +116,11 @@ def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
     columns = ["task", "variant"] + [f"{label}: {s}" for label in ("vs baseline", "vs SIKD")
                                      for s in (*SUMMARIES, "outcome")]
     frame = pd.DataFrame(list(rows.values()))
+    if len(frame):  # task by task, variants in the registry's order
+        order = {name: i for i, name in enumerate(ab.VARIANTS)}
+        tasks = {task: i for i, task in enumerate(dict.fromkeys(table["task"]))}
+        frame = frame.sort_values(["task", "variant"], key=lambda c: c.map(tasks if c.name == "task" else order),
+                                  kind="stable", ignore_index=True)
     return frame.reindex(columns=[c for c in columns if c in frame.columns]).fillna("—")
 
 
@@ -118,6 +130,25 @@ def fingerprints(scores: pd.DataFrame) -> pd.DataFrame:
     frames = [stats.paired_deltas(scores, name, v.baseline) for name, v in ab.VARIANTS.items()
               if name in present and v.baseline in present]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = None, cols: int = 4):
+    """One :func:`sikd_utils.viz.fingerprint_heatmap` per variant of ``task`` (rows of :func:`fingerprints`)."""
+    import matplotlib.pyplot as plt
+
+    from .viz import fingerprint_heatmap
+
+    part = deltas[deltas["task"] == task]
+    names = [v for v in ab.VARIANTS if v in set(part["method"])]
+    rows, n_families = -(-len(names) // cols), part["family"].nunique()
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, (1.3 + 0.3 * n_families) * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        fingerprint_heatmap(part[part["method"] == name], title=f"{name} − {ab.VARIANTS[name].baseline}", ax=ax,
+                            limit=limit)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
 
 
 def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:

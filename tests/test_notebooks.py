@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "book"))
 from student_notebooks import is_solution, student_copy  # noqa: E402
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["00_welcome", "01_five_tasks", "02_class_wise_mean", "03_teacher", "04_distillation",
-            "05_evaluation", "06_five_tasks"]
+            "05_evaluation", "06_five_tasks", "07_why_sikd_works"]
 
 # Tiny values injected into each notebook's `parameters` cell: the same code paths, seconds of work.
 TINY_TRAINING = dict(image_size=32, base_channels=4, epochs=2, batch_size=8, device="cpu")
@@ -41,6 +41,7 @@ FAST = {
     "04_distillation": TINY_PRESET,
     "05_evaluation": dict(TINY_PRESET, severities=[1.0, 2.0]),
     "06_five_tasks": dict(rerun=False),  # loads the committed results: no training
+    "07_why_sikd_works": {},  # loads the committed ablations: no training
 }
 PRESET_NOTEBOOKS = ("03_teacher", "04_distillation", "05_evaluation")
 
@@ -301,3 +302,34 @@ class TestNotebookRuns:
         assert any("teacher gate" in line or "teachers pass" in line for line in rec["verdict_lines"])
         assert rec["provenance"] == "Computed from results/ (2 task(s)) by: fake"
         assert _pasted("06_five_tasks") <= _glued(executed)
+
+    def test_07_why_sikd_works_pending(self, tmp_path):
+        """Without committed ablations every section says they are pending and gives the command."""
+        from sikd_utils import why
+
+        empty = tmp_path / "no_results"
+        empty.mkdir()
+        rec, executed = _run("07_why_sikd_works", tmp_path, probe='{"done": done, "pending": pending}',
+                             results_dir=str(empty))
+        assert rec == {"done": [], "pending": ["fundus", "cardiac"]}
+        text = _outputs_text(executed.cells)
+        assert why.COMMAND in text and text.count("**Pending.**") >= 5
+        html = [o["data"]["text/html"] for c in executed.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+        assert any("teacher_onehot" in h for h in html)  # the registry is shown either way
+
+    def test_07_why_sikd_works_renders_results(self, tmp_path):
+        """Given ablation results, the table, heat-maps and sentences are those of sikd_utils.why."""
+        from fake_results import write_fake_ablations
+        from sikd_utils import why
+
+        folder = write_fake_ablations(tmp_path / "ablations")
+        rec, executed = _run("07_why_sikd_works", tmp_path, results_dir=str(folder), probe=(
+            '{"done": done, "pending": pending, "lines": lines, "rows": len(table)}'))
+        assert rec["done"] == ["fundus", "cardiac"] and rec["pending"] == []
+        scores, _, _ = why.load_results(folder)
+        table = why.comparisons(scores)
+        assert rec["rows"] == len(table) and rec["lines"] == why.conclusions(table, scores, tasks=["fundus", "cardiac"])
+        text = _outputs_text(executed.cells)
+        assert "Pending" not in text
+        images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 2  # one fingerprint figure per task
