@@ -25,9 +25,13 @@ PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a
            "than numbers from another scale.")
 
 
-def pending(out_dir: str = "runs") -> str:
-    """The pending note (``PENDING``), its command naming ``out_dir`` when it is not the default."""
-    return PENDING if out_dir == "runs" else PENDING.replace(COMMAND, f"{COMMAND} --out-dir {out_dir}")
+def pending(out_dir: str = "runs", tasks=None) -> str:
+    """The pending note (``PENDING``), for some ``tasks`` only when given, its command naming ``out_dir``."""
+    text = PENDING if out_dir == "runs" else PENDING.replace(COMMAND, f"{COMMAND} --out-dir {out_dir}")
+    if tasks:
+        text = text.replace("have not committed results yet", f"have not committed results for {', '.join(tasks)} yet")
+        text = text.replace("nothing is shown here until then", "nothing is shown for them until then")
+    return text
 
 
 #: the summary test sets of every comparison (family names in :func:`summary_scores`)
@@ -40,7 +44,8 @@ CONCLUSION_RULE = (
     "family averaged over families and severities. On each, the difference is a gain when its 95 % CI lies above "
     "0, a loss when it lies below 0, a tie otherwise. The variant is *better* when at least one summary is a gain "
     "and none a loss, *worse* when at least one is a loss and none a gain, *mixed* when there are both, and *tie* "
-    "(not detectably different) when all three are ties.")
+    "(not detectably different) when all three are ties. With a single seed there is no CI, so every difference "
+    "is a tie.")
 _MIXED = "mixed: better on some summary test sets, worse on others"
 
 

@@ -63,3 +63,10 @@ def test_tables_from_fake_results(tmp_path):
     assert any("failed the gate on 1/3 seeds" in line for line in lines)
     assert len(why.teacher_table(training)) == 2 * len(ab.VARIANTS)
     assert set(why.registry_table()["variant"]) == set(ab.VARIANTS)
+
+
+def test_the_pending_note_names_the_command_and_what_is_missing():
+    assert why.COMMAND in why.pending() and why.pending().startswith("**Pending.**")
+    assert f"{why.COMMAND} --out-dir /scratch/runs" in why.pending("/scratch/runs")
+    partial = why.pending(tasks=["cardiac"])
+    assert "for cardiac yet" in partial and "nothing is shown for them" in partial
