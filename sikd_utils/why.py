@@ -17,7 +17,8 @@ from . import stats
 from .reproduce import load_results
 
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
-           "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table"]
+           "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
+           "provenance_table"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -207,3 +208,11 @@ def teacher_table(training: pd.DataFrame) -> pd.DataFrame:
                      "teacher val Dice": teacher["best_val_dice"].mean(), "baseline val Dice": base.mean(),
                      "gate passes": f"{int((gates == 'pass').sum())}/{len(gates)}"})
     return pd.DataFrame(rows)
+
+
+def provenance_table(prov: dict, tasks) -> pd.DataFrame:
+    """Per task: how its ablations were made (preset, commit, device, scale, seeds, families, command)."""
+    keys = ("preset", "commit", "device", "torch", "precision", "image_size", "base_channels", "date", "command")
+    return pd.DataFrame([{"task": t, **{k: prov["tasks"][t].get(k) for k in keys},
+                          "seeds": len(prov["tasks"][t].get("seeds", [])),
+                          "families": ", ".join(prov["tasks"][t].get("families", []))} for t in tasks])

@@ -48,7 +48,7 @@ def test_mixed_and_overall_outcomes():
 
 
 def test_tables_from_fake_results(tmp_path):
-    scores, training, _ = why.load_results(write_fake_ablations(tmp_path))
+    scores, training, prov = why.load_results(write_fake_ablations(tmp_path))
     table = why.comparisons(scores)
     wide = why.comparison_table(table)
     assert len(wide) == 2 * len(ab.VARIANTS)
@@ -63,6 +63,7 @@ def test_tables_from_fake_results(tmp_path):
     assert any("failed the gate on 1/3 seeds" in line for line in lines)
     assert len(why.teacher_table(training)) == 2 * len(ab.VARIANTS)
     assert set(why.registry_table()["variant"]) == set(ab.VARIANTS)
+    assert why.provenance_table(prov, ["fundus"])[["task", "command", "seeds"]].values.tolist() == [["fundus", "fake", 3]]
 
 
 def test_the_pending_note_names_the_command_and_what_is_missing():
