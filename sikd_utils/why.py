@@ -14,11 +14,12 @@ import pandas as pd
 
 from . import ablations as ab
 from . import stats
+from .distill import DEFAULT_TEMPERATURE
 from .reproduce import load_results
 
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
-           "provenance_table"]
+           "provenance_table", "ingredients", "ingredient_figure"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -56,6 +57,55 @@ def registry_table() -> pd.DataFrame:
              "compared with": v.reference or v.baseline, "its baseline": v.baseline}
             for v in ab.VARIANTS.values()]
     return pd.DataFrame(rows)
+
+
+#: SIKD's ingredients as notebook 07 names them: (label, setting, SIKD's value shown as)
+_INGREDIENTS = (("teacher skips", "teacher_skips", {False: "none", True: "kept"}),
+                ("teacher sees", "teacher_input", {None: "mean image", "label_onehot": "one-hot label", "raw": "raw image"}),
+                ("distilled layer", "distill_layer", {"last_decoder": "last decoder", "bottleneck": "bottleneck"}),
+                ("distillation", "distill_method", {"feature_mse": "feature MSE", "logit_kd": f"logit KD (T {DEFAULT_TEMPERATURE:g})",
+                                                    "attention_transfer": "attention"}),
+                ("λ", "distill_weight", None),
+                ("backbone", "backbone", {"unet": "U-Net", "swin_unetr": "SwinUNETR", "basic_unet": "BasicUNet"}))
+
+
+def ingredients() -> pd.DataFrame:
+    """Per variant, the value of each of SIKD's ingredients, read from the registry's overrides."""
+    from .configuration import COMPARISON_DEFAULTS
+    from .distill import DEFAULT_WEIGHT
+
+    defaults = {**COMPARISON_DEFAULTS, "distill_weight": DEFAULT_WEIGHT}
+    rows = {}
+    for v in ab.VARIANTS.values():
+        settings = {**defaults, **v.overrides}
+        if v.roles[0] == "raw_teacher":
+            settings["teacher_input"] = "raw"
+        rows[v.name] = {label: (names or {}).get(settings[key], f"{settings[key]:g}" if names is None else settings[key])
+                        for label, key, names in _INGREDIENTS}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ingredient_figure(ax=None):
+    """The variants as a grid of SIKD's ingredients: each cell the variant's value, shaded where it
+    differs from SIKD — one glance shows that every variant changes one thing."""
+    import matplotlib.pyplot as plt
+
+    table = ingredients()
+    changed = (table != table.loc["sikd"]).to_numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.45 * table.shape[1] + 1.6, 0.36 * len(table) + 0.9))
+    ax.imshow(changed, cmap=plt.get_cmap("Oranges"), vmin=0, vmax=2.2, aspect="auto")
+    for (i, j), value in np.ndenumerate(table.to_numpy()):
+        ax.text(j, i, value, ha="center", va="center", fontsize=8, fontweight="bold" if changed[i, j] else "normal")
+    ax.set_xticks(range(table.shape[1]), table.columns, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    ax.set_xticks(np.arange(-0.5, table.shape[1]), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(table)), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="both", length=0)
+    ax.set_title("What each variant changes (shaded) of SIKD's recipe", fontsize=9, pad=24)
+    return ax.figure
 
 
 def summary_scores(scores: pd.DataFrame) -> pd.DataFrame:

@@ -316,6 +316,8 @@ class TestNotebookRuns:
         assert why.COMMAND in text and text.count("**Pending.**") >= 5
         html = [o["data"]["text/html"] for c in executed.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
         assert any("teacher_onehot" in h for h in html)  # the registry is shown either way
+        images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 1  # and the variants' ingredient grid
 
     def test_07_why_sikd_works_renders_results(self, tmp_path):
         """Given ablation results, the table, heat-maps and sentences are those of sikd_utils.why."""
@@ -332,4 +334,4 @@ class TestNotebookRuns:
         text = _outputs_text(executed.cells)
         assert "Pending" not in text
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 2  # one fingerprint figure per task
+        assert len(images) == 3  # the variants' ingredient grid, then one fingerprint figure per task

@@ -71,3 +71,14 @@ def test_the_pending_note_names_the_command_and_what_is_missing():
     assert f"{why.COMMAND} --out-dir /scratch/runs" in why.pending("/scratch/runs")
     partial = why.pending(tasks=["cardiac"])
     assert "for cardiac yet" in partial and "nothing is shown for them" in partial
+
+
+def test_every_variant_changes_one_ingredient_of_sikd():
+    table = why.ingredients()
+    assert list(table.index) == list(ab.VARIANTS)
+    changed = (table != table.loc["sikd"]).sum(axis=1)
+    assert changed["sikd"] == 0 and (changed.drop("sikd") == 1).all(), changed.to_dict()
+    assert table.loc["teacher_raw", "teacher sees"] == "raw image"
+    assert table.loc["lambda_0.5", "λ"] == "0.5"
+    fig = why.ingredient_figure()
+    assert fig.axes[0].images[0].get_array().sum() == len(ab.VARIANTS) - 1  # one shaded cell per variant
