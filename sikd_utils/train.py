@@ -44,8 +44,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from . import distributed
 from .checks import check_bool, check_float, check_int, check_writable_dir
 from .data.identity import describe_identity, differences
 from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
@@ -377,6 +379,7 @@ def validation_dice(
     device: str | torch.device = "auto",
     precision: str = "auto",
     teacher_input: str | None = None,
+    across_ranks: bool = False,
 ) -> float:
     """Mean foreground Dice over a validation set of 2D slices (model selection only).
 
@@ -384,7 +387,9 @@ def validation_dice(
     skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
     ``mean_images=True`` feeds class-wise mean images, as the teacher is validated; ``teacher_input``
     names any input of TEACHER_INPUTS instead (a label_onehot teacher is validated on one-hot labels).
-    ``precision`` as in :class:`TrainConfig`.
+    ``precision`` as in :class:`TrainConfig`. ``across_ranks=True`` (data-parallel training): each rank
+    scores a contiguous share of the slices and the pooled counts are summed over ranks, so every rank
+    gets the Dice of the whole set in 1/N of the time.
     """
     if mean_images and teacher_input not in (None, "mean_image"):
         raise ValueError(f"mean_images=True contradicts teacher_input={teacher_input!r}; pass one of them")
@@ -397,11 +402,14 @@ def validation_dice(
     model.eval()
     inter = torch.zeros(num_classes, dtype=torch.float64, device=device)
     total = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    order = torch.arange(len(data))
+    if across_ranks:
+        order = distributed.rank_share(order, *distributed.world())
     if callable(getattr(data, "batch", None)):  # SliceDataset: slices straight from its stored tensors
-        order = torch.arange(len(data))
-        batches = (data.batch(order[i:i + batch_size], device=device) for i in range(0, len(data), batch_size))
+        batches = (data.batch(order[i:i + batch_size], device=device) for i in range(0, len(order), batch_size))
     else:
-        batches = (_batch(b, device, channels_last=False) for b in DataLoader(data, batch_size=batch_size))
+        subset = data if len(order) == len(data) else torch.utils.data.Subset(data, order.tolist())
+        batches = (_batch(b, device, channels_last=False) for b in DataLoader(subset, batch_size=batch_size))
     try:
         for images, labels in batches:
             if transform is not None:
@@ -415,6 +423,9 @@ def validation_dice(
                 total[k] += p.sum() + t.sum()
     finally:
         model.train(was_training)
+    if across_ranks:
+        distributed.all_reduce(inter)
+        distributed.all_reduce(total)
     inter, total = inter.cpu(), total.cpu()
     present = total[1:] > 0
     if not present.any():
@@ -448,6 +459,51 @@ def _epoch_batches(data, config: TrainConfig, epoch: int, generator: torch.Gener
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         yield images, labels
+
+
+def _rank_batches(data, config: TrainConfig, epoch: int, generator: torch.Generator, device: torch.device,
+                  channels_last: bool, batched: bool, rank: int, world_size: int):
+    """This rank's share of each of the epoch's global batches, as (images, labels, global batch size).
+
+    The global batches are one process's (the same shuffling DataLoader over ``range(len(data))`` and the
+    same generator as :func:`_epoch_batches`); each is cut into contiguous shares
+    (:func:`sikd_utils.distributed.rank_share`), so a step's shares together are one process's batch.
+    A share can be empty (a last batch with fewer items than ranks): it comes as an empty batch.
+    """
+    order = DataLoader(range(len(data)), batch_size=config.batch_size, shuffle=True, generator=generator)
+    shares = [(distributed.rank_share(index, rank, world_size), len(index)) for index in order]
+    if batched:
+        for share, global_batch in shares:
+            images, labels = data.batch(share, epoch, device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels, global_batch
+        return
+    # items augmented per item in DataLoader workers, as in one process; empty shares skip the loader
+    loaded = iter(DataLoader(data, batch_sampler=[share.tolist() for share, _ in shares if len(share)],
+                             num_workers=config.num_workers, pin_memory=device.type == "cuda"))
+    for share, global_batch in shares:
+        batch = _batch(next(loaded), device, channels_last) if len(share) else _empty_batch(data, device)
+        yield (*batch, global_batch)
+
+
+def _empty_batch(data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of no items shaped like ``data``'s (for a rank left without a share)."""
+    image, label = _first_item(data, "train_data")
+    return (torch.zeros((0, *image.shape), dtype=torch.float32, device=device),
+            torch.zeros((0, *image.shape[1:]), dtype=torch.int64, device=device))
+
+
+def _idle_step(model, optimizer, images, autocast, scaler) -> None:
+    """The step of a rank with an empty share: it runs what every rank must run together (global
+    batch-norm statistics in the forward pass, DDP's gradient average in the backward pass) and
+    contributes a zero gradient, so the other ranks' weighted losses make the step alone."""
+    with autocast():
+        logits, _ = model(images)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(logits.float().sum() * 0).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs, autocast, scaler) -> SIKDLoss:
@@ -661,7 +717,9 @@ def train(
         _check_teacher(teacher, model, data_identity, config.role, teacher_sees, config.teacher_skips)
     elif teacher is not None:
         raise ValueError(f"a teacher is only used by roles {DISTILLED_ROLES}, not {config.role!r}; pass teacher=None")
-    device = resolve_device(config.device)
+    rank, world_size = distributed.world()  # (0, 1) unless launched by torchrun (sikd_utils.distributed)
+    distributed.check_global_batch(config.batch_size, world_size)
+    device = distributed.rank_device(resolve_device(config.device))
     cuda = device.type == "cuda"
     if cuda and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
@@ -674,122 +732,145 @@ def train(
     folder = None
     if checkpoint_dir is not None:
         folder = check_writable_dir("checkpoint_dir", checkpoint_dir)
-        remove_stale_temporaries(folder)
+        if rank == 0:  # the only writer
+            remove_stale_temporaries(folder)
     identity = {"data": data_identity, "train": _dataset_identity(train_data),
                 "val": _dataset_identity(val_data) if has_val else None}
 
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = grad_scaler(device, precision)  # fp16 only; passes through otherwise
-    history: list[dict] = []
-    best_dice, best_epoch, best_state = float("-inf"), 0, None
-    start = 0
+    with distributed.global_batch_norm(model, device):  # one process: does nothing
+        model = model.to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scaler = grad_scaler(device, precision)  # fp16 only; passes through otherwise
+        history: list[dict] = []
+        best_dice, best_epoch, best_state = float("-inf"), 0, None
+        start = 0
 
-    if folder is not None and resume and (folder / LAST).exists():
-        ckpt = _load_checkpoint(folder / LAST)
-        _check_resumable(ckpt, config, model, identity)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        history = list(ckpt["history"])
-        start = int(ckpt["epoch"])
-        best_dice, best_epoch = float(ckpt["best_val_dice"]), int(ckpt["best_epoch"])
-        if (folder / BEST).exists():
-            best_state = _load_checkpoint(folder / BEST)["model"]
+        if folder is not None and resume and (folder / LAST).exists():
+            ckpt = _load_checkpoint(folder / LAST)
+            _check_resumable(ckpt, config, model, identity)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            history = list(ckpt["history"])
+            start = int(ckpt["epoch"])
+            best_dice, best_epoch = float(ckpt["best_val_dice"]), int(ckpt["best_epoch"])
+            if (folder / BEST).exists():
+                best_state = _load_checkpoint(folder / BEST)["model"]
 
-    batched = _use_batched_augmentation(config, train_data, cuda)
-    teacher_net = None
-    if config.role in DISTILLED_ROLES:
-        teacher_net = _prepare_teacher(teacher, model, device, channels_last, teacher_sees, config.teacher_skips)
-    teacher_input = teacher_input_function(teacher_sees) if teacher_sees else None
-    step_model = torch.compile(model) if config.compile else model
+        batched = _use_batched_augmentation(config, train_data, cuda)
+        teacher_net = None
+        if config.role in DISTILLED_ROLES:
+            teacher_net = _prepare_teacher(teacher, model, device, channels_last, teacher_sees,
+                                           config.teacher_skips)
+        teacher_input = teacher_input_function(teacher_sees) if teacher_sees else None
+        # DDP averages gradients over ranks; the teacher is frozen and stays unwrapped
+        net = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+        step_model = torch.compile(net) if config.compile else net
 
-    def snapshot(epoch: int) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "role": config.role,
-            "architecture": architecture_of(model),
-            "data_identity": identity,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
-            "epoch": epoch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "history": history,
-            "best_epoch": best_epoch,
-            "best_val_dice": best_dice,
-        }
+        def snapshot(epoch: int) -> dict:
+            return {
+                "format": CHECKPOINT_FORMAT,
+                "role": config.role,
+                "architecture": architecture_of(model),
+                "data_identity": identity,
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()},
+                "epoch": epoch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "history": history,
+                "best_epoch": best_epoch,
+                "best_val_dice": best_dice,
+            }
 
-    from tqdm.auto import tqdm
+        from tqdm.auto import tqdm
 
-    if start >= config.epochs:
-        tqdm.write(f"reused finished {config.role} run from {folder} ({start} epochs, best epoch {best_epoch}, "
-                   f"validation Dice {best_dice:.3f}); trained on {describe_identity(data_identity)}")
-    elif start > 0:
-        tqdm.write(f"resuming {config.role} run in {folder} after epoch {start} of {config.epochs}")
-    # One bar per run, counted in batches (one widget in a notebook, however many epochs); the
-    # postfix carries the epoch, the last loss and the validation Dice.
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    bar = tqdm(desc=config.role, total=config.epochs * steps_per_epoch, initial=start * steps_per_epoch,
-               unit="batch", disable=not config.progress)
-    for epoch in range(start, config.epochs):
-        began = time.perf_counter()
-        lr = learning_rate(config, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        epoch_seed = config.seed * 100_003 + epoch
-        set_seed(epoch_seed)
-        if hasattr(train_data, "set_epoch"):
-            train_data.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(epoch_seed)
-        batches = _epoch_batches(train_data, config, epoch, generator, device, channels_last, batched)
-        model.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, ce, mse; read once per epoch
-        seen = 0
-        bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
-        for images, labels in batches:
-            step_autocast = functools.partial(autocast, device, precision)
-            try:
-                if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
-                    # SIKD's teacher sees the class-wise mean image; the control's sees the raw image
-                    loss = sikd_step(step_model, teacher_net, optimizer, images, labels, config.distill_weight,
-                                     step_autocast, teacher_input, scaler, config.distill_method,
-                                     config.distill_layer, config.kd_temperature)
-                else:  # a teacher trains on what it will be fed (teacher_input); the baseline on raw images
-                    loss = _supervised_step(step_model, optimizer, images, labels, num_classes,
-                                            teacher_input, step_autocast, scaler)
-            except FloatingPointError as err:
-                raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: {err}") from None
-            n = images.shape[0]
-            seen += n
-            sums += torch.stack([value.detach().double() for value in loss]) * n
-            bar.update()
+        say = tqdm.write if rank == 0 else (lambda message: None)
+        if start >= config.epochs:
+            say(f"reused finished {config.role} run from {folder} ({start} epochs, best epoch {best_epoch}, "
+                       f"validation Dice {best_dice:.3f}); trained on {describe_identity(data_identity)}")
+        elif start > 0:
+            say(f"resuming {config.role} run in {folder} after epoch {start} of {config.epochs}")
+        # One bar per run, counted in batches (one widget in a notebook, however many epochs); the
+        # postfix carries the epoch, the last loss and the validation Dice.
+        steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+        bar = tqdm(desc=config.role, total=config.epochs * steps_per_epoch, initial=start * steps_per_epoch,
+                   unit="batch", disable=not config.progress or rank != 0)
+        for epoch in range(start, config.epochs):
+            began = time.perf_counter()
+            lr = learning_rate(config, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            epoch_seed = config.seed * 100_003 + epoch
+            set_seed(epoch_seed)
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
+            generator = torch.Generator().manual_seed(epoch_seed)
+            if world_size == 1:
+                batches = _epoch_batches(train_data, config, epoch, generator, device, channels_last, batched)
+            else:
+                batches = _rank_batches(train_data, config, epoch, generator, device, channels_last, batched,
+                                        rank, world_size)
+            model.train()
+            sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, mse, items; read once per epoch
+            bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
+            for images, labels, *global_batch in batches:
+                step_autocast = functools.partial(autocast, device, precision)
+                n = images.shape[0]
+                if global_batch:  # this rank's share: its loss weighted so DDP's average is the global mean
+                    step_scaler = distributed.ShareScaler(scaler, n, global_batch[0], world_size)
+                    if n == 0:  # a short last batch left this rank nothing; it still joins the collectives
+                        _idle_step(step_model, optimizer, images, step_autocast, step_scaler)
+                        bar.update()
+                        continue
+                else:
+                    step_scaler = scaler
+                try:
+                    if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
+                        # SIKD's teacher sees the class-wise mean image; the control's sees the raw image
+                        loss = sikd_step(step_model, teacher_net, optimizer, images, labels, config.distill_weight,
+                                         step_autocast, teacher_input, step_scaler, config.distill_method,
+                                         config.distill_layer, config.kd_temperature)
+                    else:  # a teacher trains on what it will be fed (teacher_input); the baseline on raw images
+                        loss = _supervised_step(step_model, optimizer, images, labels, num_classes,
+                                                teacher_input, step_autocast, step_scaler)
+                except FloatingPointError as err:
+                    raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: {err}") from None
+                sums[:3] += torch.stack([value.detach().double() for value in loss]) * n
+                sums[3] += n
+                bar.update()
 
-        val = float("nan")
-        if has_val:
-            val = validation_dice(model, val_data, num_classes, batch_size=config.batch_size, device=device,
-                                  precision=precision,
-                                  teacher_input=teacher_sees if config.role in SKIP_FREE_ROLES else None)
-        means = (sums / seen).tolist()
-        record = {"epoch": epoch + 1, "lr": lr, **dict(zip(("loss", "ce", "mse"), means)), "val_dice": val,
-                  "seconds": time.perf_counter() - began}
-        history.append(record)
-        improved = (not has_val) or (not np.isnan(val) and val > best_dice)
-        if improved:
-            best_dice, best_epoch = val, epoch + 1
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if folder is not None:
+            val = float("nan")
+            if has_val:
+                val = validation_dice(model, val_data, num_classes, batch_size=config.batch_size, device=device,
+                                      precision=precision,
+                                      teacher_input=teacher_sees if config.role in SKIP_FREE_ROLES else None,
+                                      across_ranks=world_size > 1)
+            distributed.all_reduce(sums)  # every rank records the same history
+            means = (sums[:3] / sums[3]).tolist()
+            # the slowest rank's time, so callbacks (e.g. a deadline) decide alike on every rank
+            seconds = distributed.all_reduce(torch.tensor([time.perf_counter() - began], device=device), op="max").item()
+            record = {"epoch": epoch + 1, "lr": lr, **dict(zip(("loss", "ce", "mse"), means)), "val_dice": val,
+                      "seconds": seconds}
+            history.append(record)
+            improved = (not has_val) or (not np.isnan(val) and val > best_dice)
             if improved:
-                _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
-            _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict(),
-                              "scaler": scaler.state_dict()}, folder / LAST)
-        bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}, loss {record['loss']:.4f}, val Dice {val:.3f}")
-        for callback in callbacks:
-            callback(record)
+                best_dice, best_epoch = val, epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            if folder is not None:
+                if rank == 0:
+                    if improved:
+                        _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
+                    _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict(),
+                                  "scaler": scaler.state_dict()}, folder / LAST)
+                distributed.barrier()  # a rank stopped after this epoch resumes from this very last.pt
+            bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}, loss {record['loss']:.4f}, val Dice {val:.3f}")
+            for callback in callbacks:
+                callback(record)
 
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(model, history, best_epoch, best_dice, folder, config)
+        bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        return TrainResult(model, history, best_epoch, best_dice, folder, config)

@@ -1,0 +1,179 @@
+"""Data-parallel training (sikd_utils.distributed): two CPU processes over gloo train as one process does.
+
+Each test spawns two ranks (torch.multiprocessing, a file:// rendezvous in tmp_path) and compares them
+with a single-process run at the same global batch. The data: six synthetic fundus slices at 32 px
+and a global batch of 5, so every epoch has one step with unequal shares (3 + 2) and a last step of
+one item, which leaves rank 1 an empty share.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from sikd_utils import distributed, train as train_module
+from sikd_utils.data.slices import SliceDataset
+from sikd_utils.data.synthetic import make_cases
+from sikd_utils.train import TrainConfig, build_model, train
+
+WORLD_SIZE = 2
+
+
+def _sgd(params, lr, weight_decay):
+    """Stands in for Adam where weights are compared: Adam divides by √v, so a coordinate whose gradient
+    is zero up to rounding (a conv bias before batch norm) moves by about ±lr on rounding noise alone,
+    and two runs that compute the same thing still differ there by 1e-3. SGD keeps rounding at 1e-7."""
+    return torch.optim.SGD(params, lr=0.1, weight_decay=weight_decay)
+BATCH = 5
+
+
+class Stop(Exception):
+    pass
+
+
+def _datasets():
+    cases = make_cases("fundus", n_cases=6, image_size=32, seed=0)
+    return (SliceDataset(cases[:6], 32, augment=True, seed=0),
+            SliceDataset(make_cases("fundus", n_cases=3, image_size=32, seed=1), 32))
+
+
+def _config(**overrides) -> TrainConfig:
+    return TrainConfig(**{"role": "baseline", "epochs": 2, "batch_size": BATCH, "seed": 1, "device": "cpu",
+                          "progress": False, **overrides})
+
+
+def _run(folder, stop_after: int | None = None, **overrides):
+    """One baseline run into ``folder`` (optionally stopped after an epoch, as a killed run would be)."""
+    train_ds, val_ds = _datasets()
+
+    def stop(record):
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise Stop
+
+    try:
+        return train(build_model("baseline", 3, 3, 4, seed=0), train_ds, _config(**overrides), val_ds,
+                     checkpoint_dir=folder, callbacks=[stop])
+    except Stop:
+        return None
+
+
+def _rank(rank: int, init_file: str, out: str, scenario):
+    """One rank: join the gloo group, run ``scenario``, save what it returns to ``out``/rank<k>.pt."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
+    saves = []
+    real_save = train_module._save_atomic
+    train_module._save_atomic = lambda obj, path: (saves.append(path.name), real_save(obj, path))
+    try:
+        result = scenario()
+        torch.save({**result, "saves": saves}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(tmp_path, scenario) -> list[dict]:
+    mp.spawn(_rank, args=(str(tmp_path / "rendezvous"), str(tmp_path), scenario), nprocs=WORLD_SIZE, join=True)
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+
+
+def _last(folder) -> dict:
+    return torch.load(folder / "last.pt", weights_only=True)
+
+
+def _assert_same_weights(a: dict, b: dict, atol: float = 1e-5) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].double(), b[key].double(), atol=atol, rtol=0), key
+
+
+def _assert_same_history(a: list[dict], b: list[dict], tolerance: float = 1e-5) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for key in ("loss", "ce", "val_dice"):
+            assert x[key] == pytest.approx(y[key], abs=tolerance), (x["epoch"], key)
+
+
+def _outcome(result, folder) -> dict:
+    return {"history": result.history, "last": _last(folder)["model"]}
+
+
+def _plain_and_interrupted(folder):
+    """Uninterrupted run into folder/full; folder/cut stopped after epoch 1, then resumed."""
+    full = _outcome(_run(folder / "full"), folder / "full")
+    assert _run(folder / "cut", stop_after=1) is None
+    resumed = _outcome(_run(folder / "cut"), folder / "cut")
+    return {"full": full, "resumed": resumed}
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-item", "batched"])
+def test_two_ranks_train_as_one_process(batched, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.optim, "Adam", _sgd)
+    one = _outcome(_run(tmp_path / "one", batched_augmentation=batched), tmp_path / "one")
+    ranks = _spawn(tmp_path, functools.partial(_two_rank_run, tmp_path / "two", batched, sgd=True))
+    for got in ranks:  # every rank holds the same history, equal to one process's
+        _assert_same_history(got["history"], one["history"])
+    _assert_same_weights(ranks[0]["last"], one["last"])
+    _assert_same_weights(ranks[0]["weights"], ranks[1]["weights"], atol=0)
+    assert ranks[0]["saves"] and not ranks[1]["saves"]  # rank 0 alone writes checkpoints
+
+
+def test_two_ranks_with_adam_follow_one_process(tmp_path):
+    """The real optimiser: the same losses and validation Dice (weights: see _sgd)."""
+    one = _outcome(_run(tmp_path / "one"), tmp_path / "one")
+    ranks = _spawn(tmp_path, functools.partial(_two_rank_run, tmp_path / "two", False))
+    _assert_same_history(ranks[0]["history"], one["history"], tolerance=1e-4)
+
+
+def _two_rank_run(folder, batched, sgd=False):
+    if sgd:
+        torch.optim.Adam = _sgd  # in this spawned rank only
+    result = _run(folder, batched_augmentation=batched)
+    return {**_outcome(result, folder), "weights": result.model.state_dict()}
+
+
+def test_interrupted_two_rank_run_resumes_to_identical_weights(tmp_path):
+    ranks = _spawn(tmp_path, functools.partial(_plain_and_interrupted, tmp_path))
+    for got in ranks:
+        _assert_same_weights(got["resumed"]["last"], got["full"]["last"], atol=0)
+        _assert_same_history(got["resumed"]["history"], got["full"]["history"])
+
+
+def test_too_many_ranks_for_the_batch_fail_before_training(tmp_path):
+    ranks = _spawn(tmp_path, functools.partial(_refused_run, tmp_path / "refused"))
+    for got in ranks:
+        assert "world size 2" in got["error"] and "batch_size 1" in got["error"]
+        assert not got["saves"]
+
+
+def _refused_run(folder):
+    try:
+        _run(folder, batch_size=1)
+    except ValueError as err:
+        return {"error": str(err)}
+    return {"error": ""}
+
+
+def test_shares_split_every_global_batch_contiguously():
+    batch = torch.arange(10, 15)
+    shares = [distributed.rank_share(batch, rank, 2) for rank in range(2)]
+    assert [s.tolist() for s in shares] == [[10, 11, 12], [13, 14]]
+    assert [distributed.rank_share(torch.tensor([7]), rank, 2).tolist() for rank in range(2)] == [[7], []]
+    with pytest.raises(ValueError, match="world size 3 is larger than the global batch_size 2"):
+        distributed.check_global_batch(2, 3)
+
+
+def test_share_weights_make_the_rank_average_the_global_mean():
+    losses = {3: torch.tensor(2.0), 2: torch.tensor(5.0)}  # rank means over shares of 3 and 2 items
+    scaled = [distributed.ShareScaler(torch.amp.GradScaler("cpu", enabled=False), n, 5, 2).scale(loss)
+              for n, loss in losses.items()]
+    assert float(sum(scaled) / 2) == pytest.approx((3 * 2.0 + 2 * 5.0) / 5)
+
+
+def test_single_process_is_untouched():
+    assert distributed.world() == (0, 1)
+    assert distributed.rank_device(torch.device("cuda")) == torch.device("cuda")
+
