@@ -3,6 +3,8 @@
     %(prog)s run --task cardiac --epochs 20 --seeds 0 1 2
     %(prog)s run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
     %(prog)s gap --task all            # how much a plain U-Net loses under each shift
+    %(prog)s train --task fundus --roles teacher baseline student   # train only (the models `run` reuses)
+    torchrun --nproc_per_node=2 -m sikd_utils train --task fundus --roles baseline --device cuda  # 2 GPUs, one run
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
     %(prog)s ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9   # why SIKD works
     %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
@@ -55,7 +57,8 @@ def _prog() -> str:
     return name if name.startswith("sikd") else "sikd"
 
 
-def _experiment_args(parser: argparse.ArgumentParser) -> None:
+def _experiment_args(parser: argparse.ArgumentParser, test_sets: bool = True) -> None:
+    """The experiment's flags; ``test_sets=False`` leaves out those of testing (``train`` makes no test sets)."""
     from .experiment import ExperimentConfig
     from .runtime import PRECISIONS
 
@@ -73,13 +76,15 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="training seeds")
     parser.add_argument("--n-train", type=int, default=None, help="synthetic training cases (default: the task's)")
     parser.add_argument("--n-val", type=int, default=None, help="synthetic validation cases (default: the task's)")
-    parser.add_argument("--n-test", type=int, default=None, help="synthetic source test cases (default: the task's)")
-    parser.add_argument("--n-target", type=int, default=None,
-                        help="synthetic cases per shifted test set (default: the task's)")
-    parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities),
-                        help="strengths of the synthetic target shift (0 none, 1 default, 2 severe)")
-    parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false",
-                        help="skip the synthetic shape-shift test set")
+    if test_sets:
+        parser.add_argument("--n-test", type=int, default=None,
+                            help="synthetic source test cases (default: the task's)")
+        parser.add_argument("--n-target", type=int, default=None,
+                            help="synthetic cases per shifted test set (default: the task's)")
+        parser.add_argument("--severities", type=float, nargs="+", default=list(d.severities),
+                            help="strengths of the synthetic target shift (0 none, 1 default, 2 severe)")
+        parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false",
+                            help="skip the synthetic shape-shift test set")
     parser.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data")
     parser.add_argument("--device", default=d.device, help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--precision", default=d.precision, choices=PRECISIONS,
@@ -87,11 +92,14 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=d.out_dir,
                         help="folder keeping trained models and results (checked for writing before training)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")
+    if test_sets:
+        parser.add_argument("--summary-csv", default=None, help="also write all tasks' tables to this CSV file")
     parser.add_argument("--source-root", default=None,
                         help="real data: folder of the task's real source dataset (e.g. ACDC for cardiac)")
-    parser.add_argument("--target", action="append", default=[], metavar="DATASET=FOLDER",
-                        help="real data: a target dataset of the task to test on, e.g. mnms=/data/MnM (repeatable)")
+    if test_sets:
+        parser.add_argument("--target", action="append", default=[], metavar="DATASET=FOLDER",
+                            help="real data: a target dataset of the task to test on, e.g. mnms=/data/MnM "
+                                 "(repeatable)")
 
 
 def _dataset_key(text: str) -> str:
@@ -112,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on errors, show the full traceback")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,reproduce,ablate,fetch}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,train,reproduce,ablate,fetch}",
                                 parser_class=_Parser)
     run = sub.add_parser("run", parents=[common], help="teacher, baseline and SIKD student on one task (or all)",
                          description="Train teacher, baseline and SIKD student for every seed and score them "
@@ -121,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     gap = sub.add_parser("gap", parents=[common], help="baseline U-Net only: Dice on source vs shifted test sets",
                          description="How much a plain U-Net loses on each shifted test set.")
     _experiment_args(gap)
+    fit = sub.add_parser("train", parents=[common], help="train roles only, into the run folders `run` reuses; "
+                                                         "data-parallel under torchrun",
+                         description="Train the given roles for every seed into the run folder that `run` reads "
+                                     "(so `run` then only tests). Launched by torchrun "
+                                     "(torchrun --nproc_per_node=N -m sikd_utils train ...), each run is one "
+                                     "DistributedDataParallel run over the N processes, one GPU each, at the same "
+                                     "global --batch-size (sikd_utils.distributed).")
+    _experiment_args(fit, test_sets=False)
+    from .train import ROLES
+
+    fit.add_argument("--roles", nargs="+", default=["teacher", "baseline", "student"], choices=ROLES,
+                     metavar="ROLE", help=f"roles to train, in order (a distilled role after its teacher): "
+                                          f"{', '.join(ROLES)}")
     evidence = sub.add_parser("reproduce", parents=[common],
                               help="the evidence run: all tasks x seeds x baseline, SIKD, control on the shift "
                                    "benchmark (resumable, time-limited)",
@@ -185,7 +206,7 @@ def _check_outputs(args) -> None:
 
     if args.out_dir:
         check_writable_dir("--out-dir", args.out_dir)
-    if args.summary_csv:
+    if getattr(args, "summary_csv", None):
         check_output_file("--summary-csv", args.summary_csv)
 
 
@@ -210,6 +231,8 @@ def _run(args) -> int:
 
         fetch_dataset(args.dataset, args.root)
         return 0
+    if args.command == "train":
+        return _train(args)
     if (args.source_root or args.target) and args.task == "all":
         raise UsageError("--source-root and --target need a single --task (each task has its own real datasets)")
     if args.target and not args.source_root:
@@ -240,6 +263,47 @@ def _run(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    """``train``: each role of each seed trained (or reused) in its run folder; rank 0 reports."""
+    import dataclasses
+
+    from .configuration import real_splits, synthetic_splits
+    from .distributed import world
+    from .orchestration import train_roles
+
+    if args.source_root and args.task == "all":
+        raise UsageError("--source-root needs a single --task (each task has its own real dataset)")
+    configs = _configs(args)
+    _check_outputs(args)
+    say = print if world()[0] == 0 else (lambda *a, **k: None)
+    for config in configs:
+        say(f"\n=== {config.task} ===", flush=True)
+        # no test sets are made: the run folder and data identity depend on the training data only
+        splits = (real_splits(args.task, args.source_root) if args.source_root else
+                  synthetic_splits(dataclasses.replace(config, severities=(), shape_shift=False)))
+        for seed in config.seeds:
+            results = train_roles(config, splits, args.roles, seed)
+            for role, result in results.items():
+                say(f"seed {seed} {role}: best validation Dice {result.best_val_dice:.3f} at epoch "
+                    f"{result.best_epoch} of {len(result.history)}", flush=True)
+        if config.out_dir:
+            say(f"models under {config.run_root(splits.tag)}/seed<k>/<role>/")
+    return 0
+
+
+def _start_distributed(args) -> bool:
+    """Join torchrun's process group for ``train``; refuse other commands under torchrun (they would
+    run N times over). Returns whether a group was started (and must be ended)."""
+    from .distributed import init_from_environment, launched_by_torchrun
+
+    if not launched_by_torchrun():
+        return False
+    if args.command != "train":
+        raise UsageError(f"only `train` runs data-parallel under torchrun, not {args.command!r}; run it as one "
+                         "process (`reproduce --gpus N` spreads the evidence run over N GPUs)")
+    return init_from_environment()
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     if not isinstance(err, (ValueError, TypeError, OSError, KeyError, UsageError)):
@@ -255,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, --version, or argparse's own usage error (already printed)
         return done.code if isinstance(done.code, int) else EXIT_USAGE
+    started = False
     try:
+        started = _start_distributed(args)
         return _run(args)
     except KeyboardInterrupt:
         if args.debug:
@@ -269,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_usage(sys.stderr)
         print(f"sikd: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, UsageError) else EXIT_ERROR
+    finally:
+        if started:
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -70,10 +70,16 @@ def init_from_environment() -> bool:
 
 
 def rank_device(device: torch.device) -> torch.device:
-    """The device this rank trains on: a bare ``cuda`` becomes ``cuda:LOCAL_RANK`` (one GPU per rank)."""
-    if device.type != "cuda" or device.index is not None or not is_distributed():
+    """The device this rank trains on: a bare ``cuda`` becomes ``cuda:LOCAL_RANK`` (one GPU per rank).
+
+    An explicit ``cuda:K`` other than this rank's GPU is refused: every rank would share GPU K."""
+    if device.type != "cuda" or not is_distributed():
         return device
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.get_rank() % torch.cuda.device_count())))
+    local = int(os.environ.get("LOCAL_RANK", dist.get_rank() % max(1, torch.cuda.device_count())))
+    if device.index is not None and device.index != local:
+        raise ValueError(f"device {str(device)!r} under torchrun: rank {dist.get_rank()} trains on its own GPU "
+                         f"cuda:{local} (LOCAL_RANK); pass device 'cuda' or 'auto'")
+    return torch.device("cuda", local)
 
 
 def check_global_batch(batch_size: int, world_size: int) -> None:

@@ -9,6 +9,7 @@ one item, which leaves rank 1 an empty share.
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
 import torch
@@ -177,3 +178,27 @@ def test_single_process_is_untouched():
     assert distributed.world() == (0, 1)
     assert distributed.rank_device(torch.device("cuda")) == torch.device("cuda")
 
+
+
+def test_torchrun_trains_one_run_over_two_processes(tmp_path):
+    """The launch the README gives, on the CPU: gloo, two processes, rank 0's checkpoints."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "sikd_utils", "train", "--task", "fundus", "--roles", "baseline", "--epochs", "1",
+               "--image-size", "32", "--base-channels", "4", "--n-train", "6", "--n-val", "3", "--seeds", "0",
+               "--batch-size", "5", "--device", "cpu", "--no-progress", "--out-dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("seed 0 baseline: best validation Dice") == 1  # rank 0 reports
+    assert len(list(tmp_path.glob("fundus/*/seed0/baseline/last.pt"))) == 1
+
+
+def test_other_commands_refuse_torchrun(monkeypatch, capsys):
+    from sikd_utils.__main__ import EXIT_USAGE, main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["gap", "--task", "fundus"]) == EXIT_USAGE
+    assert "only `train` runs data-parallel under torchrun" in capsys.readouterr().err
