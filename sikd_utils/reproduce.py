@@ -14,7 +14,14 @@ Built to run in pieces on a machine lent for minutes:
   task leaves its results in ``results_dir``; rerunning the same command skips what is done;
 * **time-limited** — ``max_minutes`` stops every worker between epochs (or between test sets) before
   the limit; the exit status says whether everything is done (0) or a rerun is needed (3);
-* **parallel** — ``workers`` (task, seed) jobs run side by side as processes (one GPU holds many).
+* **parallel** — ``workers`` (task, seed) jobs run side by side as processes (one GPU holds many);
+  ``gpus=N`` (``--gpus N``) spreads the jobs round-robin over cuda:0..N-1 (:func:`job_device`): independent
+  runs, one per job, not one data-parallel run (that is ``torchrun … train``, :mod:`sikd_utils.distributed`).
+
+On one GPU, worker processes only overlap their kernels when the CUDA MPS daemon runs
+(``nvidia-cuda-mps-control -d`` before the run, ``echo quit | nvidia-cuda-mps-control`` after); without it
+the GPU time-slices between processes. Measured on an H200: 10 worker processes trained at 3.3 s per
+epoch each with MPS, against 5.7–7.5 s without (1.7×).
 
 Results (committed by the book): ``<task>.csv`` (per-seed scores), ``<task>_training.csv`` (per (seed,
 role) training records with the teacher gate) and ``provenance.json``.
@@ -38,7 +45,7 @@ from typing import Sequence
 from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, preset_config
 from .data.tasks import TASKS
 
-__all__ = ["ReproduceSettings", "reproduce", "run_job", "load_results", "task_done", "EXIT_DONE",
+__all__ = ["ReproduceSettings", "reproduce", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
            "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
@@ -67,6 +74,7 @@ class ReproduceSettings:
     max_minutes: float | None = None
     workers: int = 1
     device: str = "auto"
+    gpus: int = 0  # > 1: job k runs on cuda:(k mod gpus)
     families: tuple[str, ...] | None = None
     progress: bool = False
     command: str = ""
@@ -80,6 +88,11 @@ class ReproduceSettings:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise ValueError(f"gpus must be a whole number >= 0, got {self.gpus!r}")
+        if self.gpus > 1 and self.device not in ("auto", "cuda"):
+            raise ValueError(f"gpus={self.gpus} places each job on its own cuda:K; it cannot be combined with "
+                             f"device={self.device!r} (use 'auto' or 'cuda')")
 
     def config(self, task: str) -> ExperimentConfig:
         overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
@@ -237,6 +250,26 @@ def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float |
     return {"task": task, "seed": seed, "status": "done", "reused": False, "at": clock.summary()}
 
 
+def job_device(device: str, job_index: int, gpus: int) -> str:
+    """The device of the ``job_index``-th job: ``cuda:(job_index mod gpus)`` over ``gpus`` > 1 GPUs (round
+    robin, so N GPUs hold equally many of the equally long jobs), else ``device`` unchanged."""
+    return f"cuda:{job_index % gpus}" if gpus > 1 else device
+
+
+def _check_gpus(gpus: int) -> None:
+    """Refuse more GPUs than torch sees, before any job starts."""
+    if gpus > 1:
+        import torch
+
+        if torch.cuda.device_count() < gpus:
+            raise ValueError(f"gpus={gpus} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+
+
+def _on_device(settings: ReproduceSettings, device: str) -> ReproduceSettings:
+    """``settings`` of one job, placed on ``device`` (already chosen, so no longer spread)."""
+    return settings if device == settings.device else dataclasses.replace(settings, device=device, gpus=0)
+
+
 def _run_job_safely(settings, task, seed, deadline):
     try:
         return run_job(settings, task, seed, deadline)
@@ -322,7 +355,10 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
     for task in settings.tasks:
         if task not in pending:
             log(f"{task}: results already in {settings.results_dir} — skipped")
-    jobs = [(task, seed) for task in pending for seed in settings.config(task).seeds]
+    _check_gpus(settings.gpus)
+    pairs = [(task, seed) for task in pending for seed in settings.config(task).seeds]
+    jobs = [(_on_device(settings, job_device(settings.device, index, settings.gpus)), task, seed)
+            for index, (task, seed) in enumerate(pairs)]
     remaining = {task: set(settings.config(task).seeds) for task in pending}
     outcomes = []
 
@@ -339,14 +375,15 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
                 log(f"{task}: finished — results written to {path}")
 
     if settings.workers == 1:
-        for task, seed in jobs:
-            collect(_run_job_safely(settings, task, seed, deadline))
+        for job_settings, task, seed in jobs:
+            collect(_run_job_safely(job_settings, task, seed, deadline))
     else:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_job_safely, settings, task, seed, deadline) for task, seed in jobs]
+            futures = [pool.submit(_run_job_safely, job_settings, task, seed, deadline)
+                       for job_settings, task, seed in jobs]
             for future in as_completed(futures):
                 collect(future.result())
     failed = [o for o in outcomes if o["status"] == "failed"]
@@ -400,6 +437,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--families", nargs="+", default=None,
                         help="shift families to test (default: every family of each task's registry)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="spread the jobs round-robin over cuda:0..N-1 (use --workers >= N)")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
 
 
@@ -409,6 +448,7 @@ def main(args) -> int:
     settings = ReproduceSettings(preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
                                  seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
                                  results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
-                                 device=args.device, families=tuple(args.families) if args.families else None,
+                                 device=args.device, gpus=args.gpus,
+                                 families=tuple(args.families) if args.families else None,
                                  progress=args.progress, command=command)
     return reproduce(settings)

@@ -202,3 +202,38 @@ def test_other_commands_refuse_torchrun(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["gap", "--task", "fundus"]) == EXIT_USAGE
     assert "only `train` runs data-parallel under torchrun" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- reproduce --gpus N (no GPU needed)
+def test_jobs_go_round_robin_over_the_gpus():
+    from sikd_utils.reproduce import job_device
+
+    assert [job_device("cuda", k, 2) for k in range(5)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert [job_device("auto", k, 3) for k in range(4)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]
+    assert job_device("cpu", 7, 0) == "cpu" and job_device("cuda:1", 7, 1) == "cuda:1"
+
+
+def test_reproduce_places_each_job_on_its_gpu(tmp_path, monkeypatch):
+    from sikd_utils import reproduce as rp
+
+    placed = []
+    monkeypatch.setattr(rp, "_check_gpus", lambda gpus: None)  # no GPUs here: placement only
+    monkeypatch.setattr(rp, "_run_job_safely", lambda settings, task, seed, deadline: placed.append(
+        (task, seed, settings.device)) or {"task": task, "seed": seed, "status": "stopped"})
+    settings = rp.ReproduceSettings(preset="tiny", tasks=("polyp", "fundus"), seeds=(0, 1), gpus=2, device="cuda",
+                                    out_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"))
+    assert rp.reproduce(settings, log=lambda message: None) == rp.EXIT_UNFINISHED
+    assert placed == [("polyp", 0, "cuda:0"), ("polyp", 1, "cuda:1"), ("fundus", 0, "cuda:0"),
+                      ("fundus", 1, "cuda:1")]
+
+
+def test_gpus_are_checked_before_any_job(monkeypatch):
+    from sikd_utils import reproduce as rp
+
+    with pytest.raises(ValueError, match="cannot be combined with device='cpu'"):
+        rp.ReproduceSettings(gpus=2, device="cpu")
+    with pytest.raises(ValueError, match="gpus must be"):
+        rp.ReproduceSettings(gpus=-1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="gpus=2 asked for, but torch sees 1 CUDA GPU"):
+        rp._check_gpus(2)
