@@ -25,6 +25,10 @@ epoch count —, batch 20, seed 20). Randomness is re-derived from (seed, epoch)
 epoch, and a checkpoint is written atomically after every epoch, so a run that is interrupted and
 restarted ends with exactly the weights of an uninterrupted run (on CPU; CUDA kernels may differ in
 the last bits).
+
+Launched by torchrun (``torchrun --nproc_per_node=N -m sikd_utils train …``), one run is trained by N
+processes with DistributedDataParallel at the same global ``batch_size``, equal to one process's run up to
+float rounding: see :mod:`sikd_utils.distributed`.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class TrainConfig:
 
     role: str = "baseline"
     epochs: int = 200
-    batch_size: int = 20
+    batch_size: int = 20  # the global batch: under torchrun, split over the processes
     lr: float = 1e-3
     weight_decay: float = 0.0
     milestones: tuple[int, ...] = (60, 100, 150, 180)  # given for 200 epochs; scaled to `epochs`
@@ -703,6 +707,11 @@ def train(
     and length). Resuming on other data, or with other settings, raises ValueError naming the difference.
     All inputs are checked before the first step: labels of the wrong dtype or outside
     [0, num_classes), a teacher with skip connections, an unwritable ``checkpoint_dir``.
+
+    When ``torch.distributed`` is initialised (torchrun), every process calls ``train`` alike and trains
+    its share of each global batch with DistributedDataParallel (:mod:`sikd_utils.distributed`); every
+    rank returns the same model and history, callbacks run on every rank with the same record (its
+    ``seconds`` the slowest rank's), and rank 0 alone writes checkpoints.
     """
     config = TrainConfig() if config is None else config
     _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity)

@@ -24,11 +24,21 @@ from sikd_utils.train import TrainConfig, build_model, train
 WORLD_SIZE = 2
 
 
+GRADIENTS: list[list[torch.Tensor]] = []  # every step's gradients, recorded by _sgd's optimiser
+
+
+class _RecordingSGD(torch.optim.SGD):
+    def step(self, closure=None):
+        GRADIENTS.append([p.grad.detach().clone() for group in self.param_groups for p in group["params"]])
+        return super().step(closure)
+
+
 def _sgd(params, lr, weight_decay):
     """Stands in for Adam where weights are compared: Adam divides by √v, so a coordinate whose gradient
     is zero up to rounding (a conv bias before batch norm) moves by about ±lr on rounding noise alone,
-    and two runs that compute the same thing still differ there by 1e-3. SGD keeps rounding at 1e-7."""
-    return torch.optim.SGD(params, lr=0.1, weight_decay=weight_decay)
+    and two runs that compute the same thing still differ there by 1e-3. SGD keeps rounding small, and
+    records the gradient of every step (after DDP's average)."""
+    return _RecordingSGD(params, lr=lr, weight_decay=weight_decay)
 BATCH = 5
 
 
@@ -94,7 +104,7 @@ def _assert_same_weights(a: dict, b: dict, atol: float = 1e-5) -> None:
 def _assert_same_history(a: list[dict], b: list[dict], tolerance: float = 1e-5) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        for key in ("loss", "ce", "val_dice"):
+        for key in ("loss", "ce", "mse", "val_dice"):
             assert x[key] == pytest.approx(y[key], abs=tolerance), (x["epoch"], key)
 
 
@@ -110,15 +120,27 @@ def _plain_and_interrupted(folder):
     return {"full": full, "resumed": resumed}
 
 
+def _assert_same_gradients(a: list[torch.Tensor], b: list[torch.Tensor], tolerance: float = 2e-3) -> None:
+    """Equal up to float rounding: relative to each tensor's largest entry, plus 5e-6 for gradients that
+    are zero up to rounding (conv biases before batch norm, ~1e-6 of noise)."""
+    for x, y in zip(a, b, strict=True):
+        assert float((x - y).abs().max()) <= tolerance * float(x.abs().max()) + 5e-6
+
+
 @pytest.mark.parametrize("batched", [False, True], ids=["per-item", "batched"])
 def test_two_ranks_train_as_one_process(batched, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim, "Adam", _sgd)
+    GRADIENTS.clear()
     one = _outcome(_run(tmp_path / "one", batched_augmentation=batched), tmp_path / "one")
     ranks = _spawn(tmp_path, functools.partial(_two_rank_run, tmp_path / "two", batched, sgd=True))
     for got in ranks:  # every rank holds the same history, equal to one process's
         _assert_same_history(got["history"], one["history"])
     _assert_same_weights(ranks[0]["last"], one["last"])
     _assert_same_weights(ranks[0]["weights"], ranks[1]["weights"], atol=0)
+    # the gradients of the first epoch's steps: shares of 3 and 2 items, then of 1 item and none (later
+    # steps start from weights that differ by rounding, which this toy network amplifies)
+    for step in (0, 1):
+        _assert_same_gradients(ranks[0]["gradients"][step], GRADIENTS[step])
     assert ranks[0]["saves"] and not ranks[1]["saves"]  # rank 0 alone writes checkpoints
 
 
@@ -133,7 +155,7 @@ def _two_rank_run(folder, batched, sgd=False):
     if sgd:
         torch.optim.Adam = _sgd  # in this spawned rank only
     result = _run(folder, batched_augmentation=batched)
-    return {**_outcome(result, folder), "weights": result.model.state_dict()}
+    return {**_outcome(result, folder), "weights": result.model.state_dict(), "gradients": GRADIENTS}
 
 
 def test_interrupted_two_rank_run_resumes_to_identical_weights(tmp_path):
@@ -237,3 +259,30 @@ def test_gpus_are_checked_before_any_job(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ValueError, match="gpus=2 asked for, but torch sees 1 CUDA GPU"):
         rp._check_gpus(2)
+
+
+def test_two_ranks_distil_as_one_process(tmp_path, monkeypatch):
+    """A student: the frozen teacher (from its checkpoint) stays unwrapped and sees each rank's share.
+    One epoch: the distillation term's larger gradients amplify rounding faster than the baseline's."""
+    monkeypatch.setattr(torch.optim, "Adam", _sgd)
+    train_ds, val_ds = _datasets()
+    train(build_model("teacher", 3, 3, 4, seed=2), train_ds, _config(role="teacher", epochs=1), val_ds,
+          checkpoint_dir=tmp_path / "teacher")
+    GRADIENTS.clear()
+    one = _outcome(_student(tmp_path / "one", tmp_path / "teacher"), tmp_path / "one")
+    ranks = _spawn(tmp_path, functools.partial(_student_on_rank, tmp_path / "two", tmp_path / "teacher"))
+    _assert_same_history(ranks[1]["history"], one["history"])
+    _assert_same_weights(ranks[0]["last"], one["last"])
+    for step in (0, 1):
+        _assert_same_gradients(ranks[0]["gradients"][step], GRADIENTS[step])
+
+
+def _student(folder, teacher):
+    train_ds, val_ds = _datasets()
+    return train(build_model("student", 3, 3, 4, seed=0), train_ds, _config(role="student", epochs=1), val_ds,
+                 teacher=teacher, checkpoint_dir=folder)
+
+
+def _student_on_rank(folder, teacher):
+    torch.optim.Adam = _sgd  # in this spawned rank only
+    return {**_outcome(_student(folder, teacher), folder), "gradients": GRADIENTS}
