@@ -20,7 +20,14 @@ exactly as one process at the same ``batch_size``:
   ``nn.SyncBatchNorm`` on CUDA, and on the CPU (gloo, where SyncBatchNorm does not run) a BatchNorm2d
   that all-reduces its sums. Without it, N ranks would normalise over batches N times smaller.
 
-Checkpoints are written by rank 0 alone; every rank resumes from the same ``last.pt``.
+* **validation** — sharded: each rank scores a contiguous share of the validation slices and the pooled
+  counts are summed over ranks (``validation_dice(across_ranks=True)``), so every rank gets the same Dice
+  in 1/N of the time (rank 0 alone would leave N−1 GPUs waiting, then need a broadcast anyway). Loss
+  sums and epoch times are all-reduced too: every rank keeps the same history, and callbacks (e.g. a
+  deadline) decide alike on every rank.
+
+Checkpoints are written by rank 0 alone (atomically, then a barrier); every rank resumes from the same
+``last.pt``.
 """
 
 from __future__ import annotations
