@@ -130,3 +130,14 @@ def test_test_set_keys_are_typed():
     import pickle
 
     assert pickle.loads(pickle.dumps(key)).key == ("target", 2)
+
+
+def test_mps_hint_only_when_workers_share_a_gpu_without_the_daemon():
+    from sikd_utils.reproduce import mps_hint
+
+    assert "nvidia-cuda-mps-control -d" in mps_hint(10, 0, cuda=True, mps_running=False)
+    assert mps_hint(10, 0, cuda=True, mps_running=True) is None
+    assert mps_hint(1, 0, cuda=True, mps_running=False) is None
+    assert mps_hint(4, 0, cuda=False, mps_running=False) is None  # CPU workers: nothing to share
+    assert mps_hint(2, 2, cuda=True, mps_running=False) is None  # one worker per GPU
+    assert mps_hint(4, 2, cuda=True, mps_running=False) is not None
