@@ -41,13 +41,12 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import ablations as ab
-from .reproduce import (EXIT_DONE, EXIT_UNFINISHED, SCORE_COLUMNS, ReproduceSettings, TimeUp,
-                        _data_tag, _Deadline, _print, _splits, _write_atomic)
+from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
+                        _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
            "TRAINING_COLUMNS", "ABLATION_TASKS"]
@@ -275,36 +274,17 @@ def ablate(settings: AblationSettings, log=_print) -> int:
     def collect(outcome):
         outcomes.append(outcome)
         task, seed, group = outcome["task"], outcome["seed"], tuple(outcome["group"])
-        detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
-        log(f"{task} seed {seed} [{', '.join(group)}]: {outcome['status']}{' (' + detail + ')' if detail else ''} "
+        log(f"{task} seed {seed} [{', '.join(group)}]: {outcome['status']}{outcome_detail(outcome)} "
             f"[{(time.time() - start) / 60:.1f} min]")
         if outcome["status"] == "done":
             remaining[task].discard((seed, group))
             if not remaining[task]:
                 log(f"{task}: finished — results written to {_finish_task(settings, task)}")
 
-    if settings.workers == 1:
-        for job in jobs:
-            collect(_run_group_safely(settings, *job, deadline))
-    else:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_group_safely, settings, *job, deadline) for job in jobs]
-            for future in as_completed(futures):
-                collect(future.result())
-    failed = [o for o in outcomes if o["status"] == "failed"]
-    for outcome in failed:
-        log(outcome["traceback"])
+    run_jobs(_run_group_safely, [(settings, *job, deadline) for job in jobs], settings.workers, collect)
     unfinished = sorted(task for task in pending if remaining[task])
-    minutes = (time.time() - start) / 60
-    if unfinished:
-        log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to continue"
-            + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
-        return EXIT_UNFINISHED
-    log(f"DONE after {minutes:.1f} min: ablations of {', '.join(settings.tasks)} in {settings.results_dir}")
-    return EXIT_DONE
+    return closing_status(outcomes, unfinished, start, log,
+                          f"ablations of {', '.join(settings.tasks)} in {settings.results_dir}")
 
 
 # --------------------------------------------------------------------------- command line

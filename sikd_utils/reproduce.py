@@ -387,37 +387,51 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
     def collect(outcome):
         outcomes.append(outcome)
         task, seed, status = outcome["task"], outcome["seed"], outcome["status"]
-        detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
-        log(f"{task} seed {seed}: {status}{' (' + detail + ')' if detail else ''} "
-            f"[{(time.time() - start) / 60:.1f} min]")
+        log(f"{task} seed {seed}: {status}{outcome_detail(outcome)} [{(time.time() - start) / 60:.1f} min]")
         if status == "done":
             remaining[task].discard(seed)
             if not remaining[task]:
                 path = _finish_task(settings, task)
                 log(f"{task}: finished — results written to {path}")
 
-    if settings.workers == 1:
-        for job_settings, task, seed in jobs:
-            collect(_run_job_safely(job_settings, task, seed, deadline))
-    else:
-        import multiprocessing
+    run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect)
+    unfinished = sorted(task for task in pending if remaining[task])
+    return closing_status(outcomes, unfinished, start, log,
+                          f"results of {', '.join(settings.tasks)} in {settings.results_dir}")
 
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_job_safely, job_settings, task, seed, deadline)
-                       for job_settings, task, seed in jobs]
-            for future in as_completed(futures):
-                collect(future.result())
+
+def outcome_detail(outcome: dict) -> str:
+    """What a job's log line adds after its status: its error, where it stopped, or that it was reused."""
+    detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
+    return f" ({detail})" if detail else ""
+
+
+def run_jobs(run, jobs: list[tuple], workers: int, collect) -> None:
+    """``run(*job)`` for every job — here, or side by side in ``workers`` spawned processes — handing each
+    outcome to ``collect`` as it arrives (shared by ``reproduce`` and ``ablate``)."""
+    if workers == 1:
+        for job in jobs:
+            collect(run(*job))
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for future in as_completed([pool.submit(run, *job) for job in jobs]):
+            collect(future.result())
+
+
+def closing_status(outcomes: list[dict], unfinished: list[str], start: float, log, done: str) -> int:
+    """Log the failed jobs' tracebacks and the run's last line; :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
     failed = [o for o in outcomes if o["status"] == "failed"]
     for outcome in failed:
         log(outcome["traceback"])
-    unfinished = sorted(task for task in pending if remaining[task])
     minutes = (time.time() - start) / 60
     if unfinished:
         log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to continue"
             + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
         return EXIT_UNFINISHED
-    log(f"DONE after {minutes:.1f} min: results of {', '.join(settings.tasks)} in {settings.results_dir}")
+    log(f"DONE after {minutes:.1f} min: {done}")
     return EXIT_DONE
 
 
