@@ -182,11 +182,12 @@ def sampling_matrix(params: AugmentParams, scale: Sequence[float] = (1.0, 1.0)) 
 
 
 def _grid_theta(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``matrix`` in the normalised (x, y) coordinates of ``F.grid_sample`` (align_corners=False)."""
+    """``matrix`` (3, 3), or a stack (B, 3, 3), in the normalised (x, y) coordinates of ``F.grid_sample``
+    (align_corners=False): its top two rows, (2, 3) or (B, 2, 3)."""
     h, w = size
     # centred pixel coords (axis0, axis1) = D · normalised (x, y): x runs along axis 1 (width)
     to_pixels = np.array([[0.0, h / 2, 0.0], [w / 2, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    return (np.linalg.inv(to_pixels) @ matrix @ to_pixels)[:2]
+    return (np.linalg.inv(to_pixels) @ matrix @ to_pixels)[..., :2, :]
 
 
 @functools.lru_cache(maxsize=8)
@@ -231,16 +232,19 @@ def apply_affine(
 
 
 def _grid_thetas(shift: np.ndarray, angle: np.ndarray, scale: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """:func:`sampling_matrix` then :func:`_grid_theta` for a whole batch at once: (B, 2, 3) float64."""
+    """:func:`sampling_matrix` then :func:`_grid_theta` for a whole batch at once: (B, 2, 3) float64.
+
+    The matrix is built here vectorised rather than by calling :func:`sampling_matrix` per item, which
+    stays scalar because the per-item DataLoader path is hot (numpy on one-element arrays costs 4× more);
+    ``tests/test_slices.py`` checks the two paths agree bit for bit.
+    """
     c, s = np.cos(angle), np.sin(angle)
     ratio = scale[:, 0] / scale[:, 1]
     matrix = np.zeros((len(angle), 3, 3))
     matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 0, 2] = c, -s * ratio, shift[:, 0]
     matrix[:, 1, 0], matrix[:, 1, 1], matrix[:, 1, 2] = s / ratio, c, shift[:, 1]
     matrix[:, 2, 2] = 1.0
-    h, w = size
-    to_pixels = np.array([[0.0, h / 2, 0.0], [w / 2, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    return (np.linalg.inv(to_pixels) @ matrix @ to_pixels)[:, :2]
+    return _grid_theta(matrix, size)
 
 
 def affine_batch(
