@@ -96,11 +96,18 @@ def test_reproduce_stops_at_the_deadline_and_resumes(fresh, monkeypatch):
     assert any("UNFINISHED" in m for m in messages)
     assert not (rp.Path(fresh.results_dir) / "polyp.csv").exists()
     assert len(list(rp.Path(fresh.out_dir).glob("polyp/*/seed0/*/best.pt"))) == 2
+    # the stopped piece's time is kept for the job's wall time
+    (spent,) = rp.Path(fresh.out_dir).glob("parts/polyp/*/seed0.seconds")
+    assert float(spent.read_text()) > 0
+    spent.write_text("1000.0\n")  # as if the earlier pieces had taken 1000 s
     # the rerun trains only the three remaining roles
     calls.clear()
     monkeypatch.setattr(rp._Deadline, "after_epoch", lambda self, record: calls.append(record))
     assert rp.reproduce(fresh, log=messages.append) == rp.EXIT_DONE
     assert len(calls) == 3
+    training = pd.read_csv(rp.Path(fresh.results_dir) / "polyp_training.csv")
+    assert (training["job_seconds"] > 1000).all()
+    assert json.loads((rp.Path(fresh.results_dir) / "provenance.json").read_text())["tasks"]["polyp"]["wall_seconds"] > 1000
 
 
 def test_parallel_workers_share_the_cached_benchmark(fresh):
