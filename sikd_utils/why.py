@@ -19,7 +19,7 @@ from .reproduce import load_results
 
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
-           "provenance_table", "ingredients", "ingredient_figure"]
+           "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -106,6 +106,21 @@ def ingredient_figure(ax=None):
     ax.tick_params(which="both", length=0)
     ax.set_title("What each variant changes (shaded) of SIKD's recipe", fontsize=9, pad=24)
     return ax.figure
+
+
+#: the questions the evidence run answers on its own (its control is the ``teacher_raw`` variant)
+EVIDENCE_QUESTIONS = ("reference", "teacher_input")
+
+
+def from_evidence(scores: pd.DataFrame) -> pd.DataFrame:
+    """The evidence run's scores (``book/results``) as ablation scores.
+
+    Its control student is distilled exactly like SIKD's from a skip-free teacher trained on raw images:
+    that *is* the ``teacher_raw`` variant, so SIKD − control answers "does the teacher need the class-wise
+    mean image?" on every task the evidence run committed, before any ablation runs.
+    """
+    kept = scores[scores["method"].isin(["baseline", "sikd", "control"])]
+    return kept.assign(method=kept["method"].replace({"control": "teacher_raw"}))
 
 
 def summary_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -213,17 +228,22 @@ def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
     return f" (its teacher failed the gate on {failed}/{len(flags)} seeds)" if failed else ""
 
 
-def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None) -> list[str]:
+def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None, questions=None,
+                notes: dict | None = None) -> list[str]:
     """One generated sentence per question and task, from :func:`comparisons` by :data:`CONCLUSION_RULE`.
 
     Each variant is judged against its reference (SIKD), or its baseline when it has none; a variant
-    without results for a task is said to be pending. ``scores`` adds the teacher-gate notes.
+    without results for a task is said to be pending. ``scores`` adds the teacher-gate notes;
+    ``questions`` keeps some of :data:`~sikd_utils.ablations.QUESTIONS` only; ``notes`` maps a task to a
+    remark appended to its sentences (e.g. :func:`sikd_utils.evidence.earlier_preset_notes`).
     """
     from .data.tasks import TASKS
 
     tasks = list(dict.fromkeys(table["task"])) if tasks is None else list(tasks)
     lines = []
     for question, text in ab.QUESTIONS.items():
+        if questions is not None and question not in questions:
+            continue
         for task in tasks:
             parts = []
             for name, variant in ab.VARIANTS.items():
@@ -240,7 +260,8 @@ def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=N
                 parts.append(f"{variant.answers.get(outcome, _MIXED)} (`{name}` − `{rows['comparator'].iloc[0]}`: "
                              f"{numbers} Dice points){gate}")
             title = TASKS[task].title if task in TASKS else task
-            lines.append(f"**{text}** {title}: " + "; ".join(parts) + ".")
+            note = f" {notes[task]}" if notes and task in notes else ""
+            lines.append(f"**{text}** {title}: " + "; ".join(parts) + f"{note}.")
     return lines
 
 

@@ -82,3 +82,21 @@ def test_every_variant_changes_one_ingredient_of_sikd():
     assert table.loc["lambda_0.5", "λ"] == "0.5"
     fig = why.ingredient_figure()
     assert fig.axes[0].images[0].get_array().sum() == len(ab.VARIANTS) - 1  # one shaded cell per variant
+
+
+def test_the_evidence_control_answers_the_teacher_input_question():
+    rows = []
+    for s in SEEDS:
+        for method, dice in (("baseline", 0.80), ("sikd", 0.82), ("control", 0.77)):
+            for family, severity in (("clean", 0), ("target", 1), ("gamma", 2)):
+                rows.append({"task": "fundus", "seed": s, "method": method, "family": family, "severity": severity,
+                             "dice": dice - 0.01 * s, "teacher_gate": "n/a" if method == "baseline" else "pass"})
+    scores = why.from_evidence(pd.DataFrame(rows))
+    assert set(scores["method"]) == {"baseline", "sikd", "teacher_raw"}
+    table = why.comparisons(scores)
+    raw = table[(table.variant == "teacher_raw") & (table.against == "reference")]
+    assert list(raw["outcome"]) == ["loss"] * 3 and raw["delta"].tolist() == pytest.approx([-5.0] * 3)
+    lines = why.conclusions(table, scores, questions=why.EVIDENCE_QUESTIONS, notes={"fundus": "(a note)"})
+    assert len(lines) == len(why.EVIDENCE_QUESTIONS)
+    assert ab.VARIANTS["teacher_raw"].answers["worse"] in lines[1] and "`teacher_onehot` pending" in lines[1]
+    assert all(line.endswith("(a note).") for line in lines)
