@@ -6,7 +6,7 @@
     %(prog)s train --task fundus --roles teacher baseline student   # train only (the models `run` reuses)
     torchrun --nproc_per_node=2 -m sikd_utils train --task fundus --roles baseline --device cuda  # 2 GPUs, one run
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
-    %(prog)s ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9   # why SIKD works
+    %(prog)s ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9   # why SIKD works
     %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
     %(prog)s run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM

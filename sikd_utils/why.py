@@ -21,7 +21,7 @@ __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure"
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS"]
 
-COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus cardiac --workers 10 --max-minutes 9"
+COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
            "until it prints DONE, then commit `book/results/ablations/`; nothing is shown here until then rather "
            "than numbers from another scale.")

@@ -51,7 +51,7 @@ ABLATION_EFFECTS = {"baseline": 0.0, "baseline_swin_unetr": -0.02, "baseline_bas
                     "swin_unetr": 0.0, "basic_unet": 0.03}
 
 
-def write_fake_ablations(folder, tasks=("fundus", "cardiac"), seeds=(0, 1, 2), families=("gamma", "squash"),
+def write_fake_ablations(folder, tasks=("fundus", "abdomen"), seeds=(0, 1, 2), families=("gamma", "squash"),
                          severities=(1, 2, 3), seed=0) -> Path:
     """``book/results/ablations/`` as ``python -m sikd_utils ablate`` writes it, with made-up numbers."""
     from sikd_utils import ablations as ab

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 import yaml
 
+from sikd_utils.ablate import ABLATION_TASKS
 from sikd_utils.data.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,10 +311,10 @@ class TestNotebookRuns:
         empty = tmp_path / "no_results"
         empty.mkdir()
         rec, executed = _run("07_why_sikd_works", tmp_path, probe='{"done": done, "pending": pending}',
-                             results_dir=str(empty))
-        assert rec == {"done": [], "pending": ["fundus", "cardiac"]}
+                             results_dir=str(empty), evidence_dir=str(empty))
+        assert rec == {"done": [], "pending": list(ABLATION_TASKS)}
         text = _outputs_text(executed.cells)
-        assert why.COMMAND in text and text.count("**Pending.**") >= 5
+        assert why.COMMAND in text and text.count("**Pending.**") >= 6  # the evidence section too
         html = [o["data"]["text/html"] for c in executed.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
         assert any("teacher_onehot" in h for h in html)  # the registry is shown either way
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
@@ -324,13 +325,24 @@ class TestNotebookRuns:
         from fake_results import write_fake_ablations
         from sikd_utils import why
 
+        from fake_results import write_fake_results
+        from sikd_utils import evidence
+
         folder = write_fake_ablations(tmp_path / "ablations")
-        rec, executed = _run("07_why_sikd_works", tmp_path, results_dir=str(folder), probe=(
-            '{"done": done, "pending": pending, "lines": lines, "rows": len(table)}'))
-        assert rec["done"] == ["fundus", "cardiac"] and rec["pending"] == []
+        evidence_folder = write_fake_results(tmp_path / "evidence")
+        rec, executed = _run("07_why_sikd_works", tmp_path, results_dir=str(folder), evidence_dir=str(evidence_folder),
+                             probe='{"done": done, "pending": pending, "lines": lines, "rows": len(table), '
+                                   '"evidence_lines": "\\n".join(evidence_lines)}')
+        assert rec["done"] == list(ABLATION_TASKS) and rec["pending"] == []
         scores, _, _ = why.load_results(folder)
         table = why.comparisons(scores)
-        assert rec["rows"] == len(table) and rec["lines"] == why.conclusions(table, scores, tasks=["fundus", "cardiac"])
+        assert rec["rows"] == len(table) and rec["lines"] == why.conclusions(table, scores, tasks=list(ABLATION_TASKS))
+        # section 2: the evidence run's control judged as the teacher_raw variant
+        ev_scores, _, ev_prov = why.load_results(evidence_folder)
+        ev_scores = why.from_evidence(ev_scores)
+        expected = why.conclusions(why.comparisons(ev_scores), ev_scores, questions=why.EVIDENCE_QUESTIONS,
+                                   notes=evidence.earlier_preset_notes(ev_prov))
+        assert rec["evidence_lines"] == "\n".join(expected) and "teacher_raw" in rec["evidence_lines"]
         text = _outputs_text(executed.cells)
         assert "Pending" not in text
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
