@@ -49,7 +49,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
-           "TRAINING_COLUMNS", "ABLATION_TASKS"]
+           "import_evidence", "evidence_mismatches", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac: in the evidence run cardiac's skip-free
 # teachers stay ~1.3 points under the gate whatever their length (architecture-limited at 128 px, see
@@ -58,6 +58,8 @@ ABLATION_TASKS = ("fundus", "abdomen")
 TRAINING_COLUMNS = ["task", "seed", "method", "role", "best_epoch", "best_val_dice", "validated_on", "epochs",
                     "steps", "train_seconds", "run_key"]
 _SEEN = {"mean_image": "mean images", "label_onehot": "one-hot labels", "raw": "raw images"}
+#: ablation method -> the evidence run's method that is the same networks (``teacher_raw`` is its control)
+FROM_EVIDENCE = {"baseline": "baseline", "sikd": "sikd", "teacher_raw": "control"}
 
 
 @dataclass
@@ -67,6 +69,7 @@ class AblationSettings(ReproduceSettings):
     tasks: tuple[str, ...] = ABLATION_TASKS
     results_dir: str = "book/results/ablations"
     variants: tuple[str, ...] | None = None
+    evidence_dir: str | None = "book/results"  # None: never import the evidence run's methods
 
     def __post_init__(self):
         super().__post_init__()
@@ -165,6 +168,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
             scores["n_cases"] = [int(counts[t]) for t in scores["test_set"]]
             training = pd.DataFrame(_training_rows(task, seed, method, results, configs, _data_tag(config)),
                                     columns=TRAINING_COLUMNS)
+            (folder / f"{method}.imported.json").unlink(missing_ok=True)  # measured here, not imported
             _write_atomic(folder / f"{method}.training.csv", lambda tmp: training.to_csv(tmp, index=False))
             _write_atomic(folder / f"{method}.scores.csv", lambda tmp: scores[SCORE_COLUMNS].to_csv(tmp, index=False))
     except TimeUp as stop:
@@ -180,6 +184,146 @@ def _run_group_safely(settings, task, seed, methods, deadline):
 
         return {"task": task, "seed": seed, "group": methods, "status": "failed",
                 "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+
+
+# --------------------------------------------------------------------------- methods the evidence run measured
+def _test_sets(settings: AblationSettings, task: str) -> list[tuple[str, int]]:
+    """The ablation's ``(family, severity)`` test sets of ``task``, in :func:`run_group`'s order."""
+    settings = settings.for_task(task)
+    families = ["target", *[f for f in settings.families if f not in ("clean", "target")]]
+    return [("clean", 0)] + [(f, int(s)) for f in families for s in settings.severities()]
+
+
+def _evidence_files(evidence_dir, task) -> tuple[Path, Path, Path]:
+    folder = Path(evidence_dir)
+    return folder / "provenance.json", folder / f"{task}.csv", folder / f"{task}_training.csv"
+
+
+def evidence_mismatches(settings: AblationSettings, task: str, evidence_dir: str = "book/results") -> list[str]:
+    """Why the evidence run's ``task`` results are *not* this ablation's baseline, sikd and teacher_raw
+    (empty: they are). Checked: the same preset and seeds, the same run key for every role of those
+    methods (the evidence run trains all five roles under one config, so each ablation role's config
+    must hash to that key), the settings behind the key field by field (to say what differs), and
+    every ablation test set measured once per (seed, method) with the ablation's case counts."""
+    import pandas as pd
+
+    prov_path, scores_path, training_path = _evidence_files(evidence_dir, task)
+    missing = [str(p) for p in (prov_path, scores_path, training_path) if not p.exists()]
+    if missing:
+        return [f"no evidence files {', '.join(missing)}"]
+    entry = json.loads(prov_path.read_text()).get("tasks", {}).get(task)
+    if not isinstance(entry, dict):
+        return [f"{prov_path} has no entry for {task}"]
+    config = settings.config(task)
+    tag = _data_tag(config)
+    key = config.run_key(tag)
+    why = []
+    if entry.get("preset") != settings.preset:
+        why.append(f"preset {entry.get('preset')!r} in the evidence, {settings.preset!r} here")
+    if not set(config.seeds) <= set(entry.get("seeds", ())):
+        why.append(f"seeds {sorted(set(config.seeds) - set(entry.get('seeds', ())))} not in the evidence "
+                   f"(it has {entry.get('seeds')})")
+    if entry.get("run_key") != key:
+        why.append(f"run key {entry.get('run_key')} in the evidence, {key} here")
+    n = config.counts()
+    expected = {"image_size": config.image_size, "base_channels": config.base_channels,
+                "batch_size": config.batch_size, "epochs": config.epochs,
+                "teacher_epochs": config.teacher_epochs or config.epochs,
+                "cases": {"train": n["n_train"], "val": n["n_val"], "clean_test": n["n_test"],
+                          "shifted_test": n["n_target"]}}
+    why += [f"{name} {entry.get(name)!r} in the evidence, {value!r} here" for name, value in expected.items()
+            if entry.get(name) != value]
+    methods = [m for m in FROM_EVIDENCE if m in settings.methods()]
+    for method in methods:
+        for role, overrides in ab.units(method):
+            role_key = ab.role_config(config, role, overrides).run_key(tag)
+            if role_key != entry.get("run_key"):
+                why.append(f"{method}'s {role} trains under run key {role_key}, the evidence's under "
+                           f"{entry.get('run_key')}")
+    if why:
+        return why
+    scores, training = pd.read_csv(scores_path), pd.read_csv(training_path)
+    wanted = _test_sets(settings, task)
+    for seed in config.seeds:
+        for method in methods:
+            rows = scores[(scores["seed"] == seed) & (scores["method"] == FROM_EVIDENCE[method])]
+            have = list(zip(rows["family"], rows["severity"].astype(int)))
+            absent = [f"{f}@{s}" for f, s in wanted if have.count((f, s)) != 1]
+            if absent:
+                why.append(f"seed {seed} {FROM_EVIDENCE[method]}: test sets {absent[:5]}"
+                           f"{' …' if len(absent) > 5 else ''} not measured exactly once")
+            counts = {(f, int(s)): c for f, s, c in zip(rows["family"], rows["severity"], rows["n_cases"])}
+            wrong = [f"{f}@{s}" for f, s in wanted if (f, s) in counts
+                     and counts[(f, s)] != (n["n_test"] if f == "clean" else n["n_target"])]
+            if wrong:
+                why.append(f"seed {seed} {FROM_EVIDENCE[method]}: case counts differ on {wrong[:5]}")
+            roles = set(training.loc[training["seed"] == seed, "role"])
+            lacking = [r for r, _ in ab.units(method) if r not in roles]
+            if lacking:
+                why.append(f"seed {seed}: no training record of {lacking}")
+    return why
+
+
+def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "book/results", log=_print,
+                    dry_run: bool = False) -> list[str]:
+    """Write the part files of baseline, sikd and teacher_raw from the committed evidence run, so the
+    ablation neither retrains nor retests them — only if :func:`evidence_mismatches` finds nothing (else
+    nothing is imported and the reasons are logged). Keeps the ablation's test sets only, HD95 on clean
+    only (as :func:`run_group` measures it); never overwrites a part file. Returns one line per
+    (task, seed, method) imported (or, with ``dry_run``, that would be)."""
+    import pandas as pd
+
+    why = evidence_mismatches(settings, task, evidence_dir)
+    if why:
+        log(f"{task}: evidence in {evidence_dir} not reused — " + "; ".join(why))
+        return []
+    prov_path, scores_path, training_path = _evidence_files(evidence_dir, task)
+    entry = json.loads(prov_path.read_text())["tasks"][task]
+    config = settings.config(task)
+    tag = _data_tag(config)
+    wanted = _test_sets(settings, task)
+    order = {k: i for i, k in enumerate(wanted)}
+    scores, training = pd.read_csv(scores_path), pd.read_csv(training_path)
+    source = {"scores": str(scores_path), "training": str(training_path), "provenance": str(prov_path),
+              "commit": entry.get("commit"), "evidence_method": None, "run_key": entry["run_key"],
+              "date": entry.get("date")}
+    done = []
+    for seed in config.seeds:
+        folder = _parts(settings, task, seed)
+        for method in [m for m in FROM_EVIDENCE if m in settings.methods()]:
+            if _method_done(settings, task, seed, method):
+                continue
+            line = f"{task} seed {seed} {method}: imported from {scores_path} (evidence {FROM_EVIDENCE[method]}, " \
+                   f"commit {entry.get('commit')})"
+            done.append(line)
+            if dry_run:
+                continue
+            rows = scores[(scores["seed"] == seed) & (scores["method"] == FROM_EVIDENCE[method])].copy()
+            rows["severity"] = rows["severity"].astype(int)
+            rows = rows[[k in order for k in zip(rows["family"], rows["severity"])]]
+            rows = rows.iloc[sorted(range(len(rows)), key=lambda i: order[(rows["family"].iloc[i],
+                                                                            rows["severity"].iloc[i])])]
+            rows = rows.assign(method=method, teacher_gate="")  # the gate is set when the task is gathered
+            rows.loc[rows["family"] != "clean", "hd95_mm"] = float("nan")  # the ablation's HD95: clean only
+            units = ab.units(method)
+            records = []
+            for role, overrides in units:
+                record = training[(training["seed"] == seed) & (training["role"] == role)].iloc[0]
+                cfg = ab.role_config(config, role, overrides)
+                seen = cfg.train_config(role, seed).effective_teacher_input() if role in ("teacher", "raw_teacher") \
+                    else "raw"
+                records.append({**{c: record.get(c) for c in TRAINING_COLUMNS}, "task": task, "seed": seed,
+                                "method": method, "role": role, "validated_on": _SEEN[seen],
+                                "run_key": cfg.run_key(tag)})
+            train_rows = pd.DataFrame(records, columns=TRAINING_COLUMNS)
+            note = {**source, "evidence_method": FROM_EVIDENCE[method]}
+            _write_atomic(folder / f"{method}.imported.json",
+                          lambda tmp: Path(tmp).write_text(json.dumps(note, indent=2) + "\n"))
+            _write_atomic(folder / f"{method}.training.csv", lambda tmp: train_rows.to_csv(tmp, index=False))
+            _write_atomic(folder / f"{method}.scores.csv",
+                          lambda tmp: rows[SCORE_COLUMNS].to_csv(tmp, index=False))
+            log(line)
+    return done
 
 
 # --------------------------------------------------------------------------- a finished task
@@ -229,6 +373,15 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
                if all(_method_done(settings, task, s, m) for s in config.seeds)]
     scores = pd.concat([pd.read_csv(f / f"{m}.scores.csv") for m in methods for f in folders], ignore_index=True)
     training = pd.concat([pd.read_csv(f / f"{m}.training.csv") for m in methods for f in folders], ignore_index=True)
+    imported = {}  # method -> where its parts came from (see import_evidence)
+    for method in methods:
+        notes = {s: f / f"{method}.imported.json" for s, f in zip(config.seeds, folders)}
+        notes = {s: json.loads(p.read_text()) for s, p in notes.items() if p.exists()}
+        if notes:
+            first = next(iter(notes.values()))
+            imported[method] = {"seeds": sorted(notes), "evidence_method": first["evidence_method"],
+                                "scores": first["scores"], "training": first["training"],
+                                "commit": first["commit"], "run_key": first["run_key"]}
     gates = _gates(training)
     scores["teacher_gate"] = [gates[(s, m)] for s, m in zip(scores["seed"], scores["method"])]
     training["gate"] = [gates[(s, m)] if r in ("teacher", "raw_teacher") else "" for s, m, r in
@@ -246,8 +399,10 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
                              "overrides": ab.units(m)[-1][1], "roles": [r for r, _ in ab.units(m)],
                              "run_key": ab.role_config(config, *ab.units(m)[-1]).run_key(tag)} for m in methods},
              "train_seconds": float(training.drop_duplicates(["seed", "run_key", "role"])["train_seconds"].sum()),
-             "wall_time_note": "train_seconds sums every network once (shared teachers counted once); "
-                               "jobs ran side by side, so elapsed time was shorter"}
+             "wall_time_note": "train_seconds sums every network once (shared teachers counted once; imported "
+                               "methods' networks with the seconds the evidence run spent on them); "
+                               "jobs ran side by side, so elapsed time was shorter",
+             "imported_from_evidence": imported}
     data = _read_provenance(settings)
     data["tasks"][task] = entry
     data["schema"] = {"<task>.csv": "one row per (task, seed, method, family, severity); method = an ablation variant "
@@ -268,6 +423,8 @@ def ablate(settings: AblationSettings, log=_print) -> int:
     for task in settings.tasks:
         if task not in pending:
             log(f"{task}: ablations already in {settings.results_dir} — skipped")
+        elif settings.evidence_dir is not None:  # what the evidence run measured is not trained again
+            import_evidence(settings, task, settings.evidence_dir, log=log)
     jobs = [(task, seed, group) for task in pending for group in job_groups(settings, task)
             for seed in settings.config(task).seeds]
     jobs.sort(key=lambda j: -sum(_epochs(settings.config(j[0]), m) for m in j[2]))  # longest first
@@ -310,14 +467,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="(task, seed, group) jobs run side by side as processes")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
+    parser.add_argument("--evidence-dir", default="book/results",
+                        help="the evidence run's results, whose baseline, sikd and control (= teacher_raw) are "
+                             "imported when they were made with these settings")
+    parser.add_argument("--no-reuse-evidence", action="store_true",
+                        help="train and test baseline, sikd and teacher_raw here even if the evidence run has them")
+    parser.add_argument("--check-evidence", action="store_true",
+                        help="only say which methods would be imported from the evidence run (nothing is written)")
 
 
 def main(args) -> int:
     """Run ``python -m sikd_utils ablate`` with parsed ``args``; returns the exit status."""
     command = "python -m sikd_utils " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m sikd_utils ablate"
-    settings = AblationSettings(preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
+    settings = AblationSettings(evidence_dir=None if args.no_reuse_evidence else args.evidence_dir,preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
                                 seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
                                 results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
                                 device=args.device, progress=args.progress, command=command,
                                 variants=tuple(args.variants) if args.variants else None)
+    if args.check_evidence:
+        for task in settings.tasks:
+            lines = import_evidence(settings, task, args.evidence_dir, dry_run=True)
+            _print("\n".join(lines) if lines else f"{task}: nothing to import")
+        return 0
     return ablate(settings)
