@@ -95,3 +95,84 @@ def test_cli_ablate_reuses_parts(finished, tmp_path, capsys):
     assert "python -m sikd_utils" in prov["tasks"]["polyp"]["command"]
     # every method whose parts exist for the seeds is gathered, not only those asked for now
     assert set(prov["tasks"]["polyp"]["methods"]) == {"baseline", "sikd", "lambda_4", "teacher_onehot"}
+
+
+# --------------------------------------------------------------------------- reusing the evidence run
+@pytest.fixture(scope="module")
+def evidence_and_ablation(tmp_path_factory):
+    """A toy evidence run, then a toy ablation with the same settings that imports from it (own out_dir,
+    so nothing could be reloaded from checkpoints instead), counting what the ablation trains and tests."""
+    from sikd_utils import orchestration
+    from sikd_utils import reproduce as rp
+
+    mp = pytest.MonkeyPatch()
+    install(mp)
+    root = tmp_path_factory.mktemp("reuse")
+    evidence = rp.ReproduceSettings(preset="tiny", tasks=("polyp",), seeds=(0,), out_dir=str(root / "evidence_runs"),
+                                    results_dir=str(root / "evidence"), device="cpu", command="test")
+    assert rp.reproduce(evidence, log=lambda m: None) == EXIT_DONE
+    trained, tested = [], []
+    train_roles, evaluate_methods = orchestration.train_roles, orchestration.evaluate_methods
+
+    def counting_train(config, splits, roles, seed, **kw):
+        trained.extend(roles)
+        return train_roles(config, splits, roles, seed, **kw)
+
+    def counting_eval(models, *args, **kw):
+        tested.extend(models)
+        return evaluate_methods(models, *args, **kw)
+
+    mp.setattr(orchestration, "train_roles", counting_train)
+    mp.setattr(orchestration, "evaluate_methods", counting_eval)
+    settings = ar.AblationSettings(preset="tiny", tasks=("polyp",), seeds=(0,), out_dir=str(root / "runs"),
+                                   results_dir=str(root / "results"), device="cpu", command="test",
+                                   variants=("lambda_4", "teacher_raw"), evidence_dir=evidence.results_dir)
+    messages = []
+    code = ar.ablate(settings, log=messages.append)
+    yield evidence, settings, code, messages, trained, tested
+    mp.undo()
+
+
+def test_evidence_methods_are_imported_not_retrained(evidence_and_ablation):
+    _, settings, code, messages, trained, tested = evidence_and_ablation
+    assert code == EXIT_DONE, messages
+    assert sum("imported from" in m for m in messages) == 3  # baseline, sikd, teacher_raw of seed 0
+    assert sorted(trained) == ["student", "teacher"]  # lambda_4 only: SIKD's teacher is still trained for it
+    assert tested == ["lambda_4"]
+
+
+def test_imported_scores_equal_the_evidence(evidence_and_ablation):
+    evidence, settings, _, _, _, _ = evidence_and_ablation
+    ours = pd.read_csv(f"{settings.results_dir}/polyp.csv")
+    theirs = pd.read_csv(f"{evidence.results_dir}/polyp.csv").replace({"method": {"control": "teacher_raw"}})
+    assert set(ours["method"]) == {"baseline", "sikd", "lambda_4", "teacher_raw"}
+    keys = ["seed", "method", "family", "severity"]
+    both = ours.merge(theirs, on=keys, suffixes=("", "_evidence"))
+    assert len(both) == 3 * len(ours[ours.method == "lambda_4"])  # every ablation test set of the three methods
+    assert (both["dice"] == both["dice_evidence"]).all() and (both["n_cases"] == both["n_cases_evidence"]).all()
+    clean = both[both.family == "clean"]
+    assert (clean["hd95_mm"] == clean["hd95_mm_evidence"]).all()
+    assert both.loc[both.family != "clean", "hd95_mm"].isna().all()  # HD95 on clean only, as the ablation measures
+    gates = both[both.method != "baseline"]
+    assert (gates["teacher_gate"] == gates["teacher_gate_evidence"]).all()
+    training = pd.read_csv(f"{settings.results_dir}/polyp_training.csv")
+    assert set(training.loc[training.method == "teacher_raw", "role"]) == {"raw_teacher", "control"}
+    assert training["run_key"].notna().all()
+    imported = json.loads(open(f"{settings.results_dir}/provenance.json").read())["tasks"]["polyp"][
+        "imported_from_evidence"]
+    commit = json.loads(open(f"{evidence.results_dir}/provenance.json").read())["tasks"]["polyp"]["commit"]
+    assert set(imported) == {"baseline", "sikd", "teacher_raw"}
+    assert imported["teacher_raw"]["evidence_method"] == "control" and imported["sikd"]["commit"] == commit
+
+
+@pytest.mark.parametrize("change", [{"preset": "cpu"}, {"seeds": (0, 1)}])
+def test_a_mismatch_imports_nothing(evidence_and_ablation, tmp_path, change):
+    import dataclasses
+
+    evidence, settings, _, _, _, _ = evidence_and_ablation
+    other = dataclasses.replace(settings, out_dir=str(tmp_path / "runs"), **change)
+    messages = []
+    assert ar.import_evidence(other, "polyp", evidence.results_dir, log=messages.append) == []
+    assert "not reused" in messages[0] and ("preset" in messages[0] or "seeds [1]" in messages[0])
+    assert not (tmp_path / "runs").exists()
+    assert ar.evidence_mismatches(settings, "polyp", evidence.results_dir) == []
