@@ -210,7 +210,7 @@ def _evidence_files(evidence_dir, task) -> tuple[Path, Path, Path]:
 
 def evidence_mismatches(settings: AblationSettings, task: str, evidence_dir: str = "book/results") -> list[str]:
     """Why the evidence run's ``task`` results are *not* this ablation's baseline, sikd and teacher_raw
-    (empty: they are). Checked: the same preset and seeds, the same run key for every role of those
+    (empty: they are). Checked: the same preset, seeds and precision, the same run key for every role of those
     methods (the evidence run trains all five roles under one config, so each ablation role's config
     must hash to that key), the settings behind the key field by field (to say what differs), and
     every ablation test set measured once per (seed, method) with the ablation's case counts."""
@@ -242,6 +242,10 @@ def evidence_mismatches(settings: AblationSettings, task: str, evidence_dir: str
                           "shifted_test": n["n_target"]}}
     why += [f"{name} {entry.get(name)!r} in the evidence, {value!r} here" for name, value in expected.items()
             if entry.get(name) != value]
+    from .orchestration import precision_label
+
+    if entry.get("precision") != precision_label(config):  # e.g. bf16 on a GPU vs fp32 on a CPU: not one network
+        why.append(f"precision {entry.get('precision')!r} in the evidence, {precision_label(config)!r} here")
     methods = [m for m in FROM_EVIDENCE if m in settings.methods()]
     for method in methods:
         for role, overrides in ab.units(method):

@@ -86,18 +86,25 @@ def _commit() -> str:
         return "unknown"
 
 
+def precision_label(config: ExperimentConfig) -> str:
+    """How ``config`` computes on its device, as provenance records it ("bf16 autocast, channels-last")."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    if device.type == "cuda":
+        return f"{precision} autocast, channels-last" if precision != "fp32" else "fp32, channels-last"
+    return precision
+
+
 def provenance(config: ExperimentConfig, command: str | None = None) -> dict:
     """Where and how a result was computed: commit, device, torch version, precision, date, command."""
     import torch
 
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        precision = f"{precision} autocast, channels-last" if precision != "fp32" else "fp32, channels-last"
     else:
         name = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {"commit": _commit(), "device": name, "torch": torch.__version__, "precision": precision,
+    return {"commit": _commit(), "device": name, "torch": torch.__version__, "precision": precision_label(config),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": command or f"python -m sikd_utils run --task {config.task} ..."}
 

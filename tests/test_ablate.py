@@ -176,3 +176,15 @@ def test_a_mismatch_imports_nothing(evidence_and_ablation, tmp_path, change):
     assert "not reused" in messages[0] and ("preset" in messages[0] or "seeds [1]" in messages[0])
     assert not (tmp_path / "runs").exists()
     assert ar.evidence_mismatches(settings, "polyp", evidence.results_dir) == []
+
+
+def test_evidence_at_another_precision_is_not_imported(evidence_and_ablation, tmp_path):
+    import shutil
+
+    evidence, settings, _, _, _, _ = evidence_and_ablation
+    copy = shutil.copytree(evidence.results_dir, tmp_path / "evidence")
+    prov = json.loads((copy / "provenance.json").read_text())
+    prov["tasks"]["polyp"]["precision"] = "bf16 autocast, channels-last"  # as if made on a GPU
+    (copy / "provenance.json").write_text(json.dumps(prov))
+    assert ar.evidence_mismatches(settings, "polyp", str(copy)) == [
+        "precision 'bf16 autocast, channels-last' in the evidence, 'fp32' here"]
