@@ -13,10 +13,9 @@ JOBS ?= 2
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml .ci/constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c .ci/constraints.txt -r requirements.txt -e .
+# .ci/install-venv installs through uv when it can (seconds), else through pip (minutes); SIKD_NO_UV=1: pip
+$(STAMP): requirements.txt pyproject.toml .ci/constraints.txt .ci/install-venv
+	bash .ci/install-venv $(PYTHON) $(VENV)
 	touch $(STAMP)
 
 test: $(STAMP)
