@@ -44,4 +44,6 @@ def test_requirements_are_lower_bounds_and_cover_package_dependencies():
 
 def test_exact_torch_pin_lives_only_in_ci_constraints():
     assert "torch==" in (ROOT / ".ci" / "constraints.txt").read_text()
-    assert "-c .ci/constraints.txt" in (ROOT / "Makefile").read_text()
+    # make venv installs through .ci/install-venv, whose uv and pip installs both take the constraints
+    assert "bash .ci/install-venv" in (ROOT / "Makefile").read_text()
+    assert "requirements=(-c .ci/constraints.txt -r requirements.txt -e .)" in (ROOT / ".ci" / "install-venv").read_text()
