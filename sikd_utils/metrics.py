@@ -17,6 +17,7 @@ Conventions (identical for every method, so comparisons stay fair):
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -171,8 +172,6 @@ def summarize(per_case: pd.DataFrame) -> pd.DataFrame:
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the Student-t confidence interval (NaN half-width for one value)."""
-    from scipy import stats
-
     from .checks import check_float
 
     check_float("confidence", confidence, 0.0, 1.0, strict_minimum=True)
@@ -185,4 +184,12 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     if values.size < 2:
         return mean, float("nan")
     sem = values.std(ddof=1) / np.sqrt(values.size)
-    return mean, float(sem * stats.t.ppf(0.5 + confidence / 2, values.size - 1))
+    return mean, float(sem * _t_quantile(0.5 + confidence / 2, values.size - 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _t_quantile(q: float, dof: int) -> float:
+    """Student-t quantile (scipy's ``t.ppf`` costs ~1 ms a call; a results page asks for a few values thousands of times)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, dof))
