@@ -28,8 +28,22 @@ def ci(values):
     return float(values.mean()), float(st.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
 
 
+_SPLITS = {}
+
+
+def rows_of(scores, **where):
+    """``scores[(scores.k1 == v1) & ...]`` for the columns named in ``where``, from one groupby per set of
+    column names (thousands of boolean masks over the committed table took most of this file's time)."""
+    names = tuple(where)
+    cached = _SPLITS.get((id(scores), names))
+    if cached is None or cached[0] is not scores:
+        groups = {k if isinstance(k, tuple) else (k,): g for k, g in scores.groupby(list(names))}
+        cached = _SPLITS[(id(scores), names)] = (scores, groups)
+    return cached[1].get(tuple(where.values()), scores.iloc[:0])
+
+
 def paired(scores, task, family, severity, a, b):
-    rows = scores[(scores.task == task) & (scores.family == family) & (scores.severity == severity)]
+    rows = rows_of(scores, task=task, family=family, severity=severity)
     wide = rows.pivot_table(index="seed", columns="method", values="dice")
     return (wide[a] - wide[b]).to_numpy()
 
@@ -72,8 +86,7 @@ def check_page(folder):
             assert r.significant == (m - h > 0 or m + h < 0)
             checked += 1
         for r in tables["curves"][tables["curves"].task == task].itertuples():
-            rows = scores[(scores.task == task) & (scores.family == r.family) & (scores.severity == r.severity)
-                          & (scores.method == r.method)]
+            rows = rows_of(scores, task=task, family=r.family, severity=r.severity, method=r.method)
             m, h = ci(rows.dice)
             assert r.dice == pytest.approx(m) and r.dice_ci == pytest.approx(h, nan_ok=True)
             checked += 1
@@ -91,7 +104,7 @@ def check_page(folder):
         for (method, family), _ in scores[(scores.task == task) & (scores.family != "clean")].groupby(["method", "family"]):
             values = []
             for seed in sorted(scores.seed.unique()):
-                rows = scores[(scores.task == task) & (scores.method == method) & (scores.seed == seed)]
+                rows = rows_of(scores, task=task, method=method, seed=seed)
                 clean = rows[rows.family == "clean"].dice.mean()
                 fam = rows[rows.family == family]
                 w = (2 / 3) ** fam.severity.to_numpy(dtype=float)
