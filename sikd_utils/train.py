@@ -52,12 +52,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
+from .averaging import class_wise_mean
 from .checks import check_bool, check_float, check_int, check_writable_dir
 from .data.identity import describe_identity, differences
 from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
                         is_segmenter)
 from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, SIKDLoss, check_choice,
-                      check_finite, sikd_step, teacher_input_function)
+                      check_finite, sikd_loss, sikd_step, teacher_input_function)
 from .models import FEATURE_LAYERS, UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
@@ -78,6 +79,7 @@ __all__ = [
     "check_device",
     "remove_stale_temporaries",
     "CHECKPOINT_FORMAT",
+    "COMPILE_STEPS",
     "BACKBONES",
     "DISTILL_METHODS",
     "FEATURE_LAYERS",
@@ -93,6 +95,8 @@ LAST, BEST = "last.pt", "best.pt"
 _RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
                  "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input",
                  "teacher_skips")
+#: TrainConfig.compile_step: how much of a training step torch.compile takes
+COMPILE_STEPS = ("off", "whole", "cuda_graphs")
 # roles whose teacher input is fixed by definition (teacher_input may only repeat it)
 _FIXED_TEACHER_INPUT = {"raw_teacher": "raw", "control": "raw"}
 
@@ -122,6 +126,11 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
     channels_last: bool | None = None  # None: on CUDA only
     compile: bool = False  # torch.compile the model (CUDA speed-up; first epoch pays compilation)
+    # Adam as one fused kernel over all parameters (same maths, float noise apart). None: on CUDA only
+    fused_optimizer: bool | None = None
+    # torch.compile the whole step (teacher input, forward passes, loss, backward, Adam): "off", "whole",
+    # or "cuda_graphs" (CUDA only: the compiled step replayed as CUDA graphs, mode="reduce-overhead")
+    compile_step: str = "off"
     # whole batches augmented on the training device (SliceDataset.batch) instead of per item in a
     # DataLoader; same batches, same parameters, results equal up to float rounding. None: on CUDA only.
     batched_augmentation: bool | None = None
@@ -165,6 +174,15 @@ class TrainConfig:
         if self.channels_last is not None:
             check_bool("channels_last", self.channels_last)
         check_bool("compile", self.compile)
+        if self.fused_optimizer is not None:
+            check_bool("fused_optimizer", self.fused_optimizer)
+        check_choice("compile_step", self.compile_step, COMPILE_STEPS)
+        if self.compile and self.compile_step != "off":
+            raise ValueError(f"compile=True compiles the model alone and compile_step={self.compile_step!r} compiles "
+                             "it within the whole step; choose one")
+        if self.compile_step == "cuda_graphs" and self.precision == "fp16":
+            raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients "
+                             "back to skip a step); use precision 'bf16', or compile_step='whole'")
         if self.batched_augmentation is not None:
             check_bool("batched_augmentation", self.batched_augmentation)
         check_device(self.device)
@@ -359,11 +377,14 @@ def _teacher_architecture(student, teacher_input: str | None, teacher_skips: boo
 
 
 # --------------------------------------------------------------------------- training
-def _batch(batch, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(batch, device: torch.device, channels_last: bool,
+           check_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(batch, dict):
         images, labels = batch["image"], batch["label"]
     else:
         images, labels = batch[0], batch[1]
+    if check_classes is not None:  # on the host, before the copy: the compiled step checks nothing itself
+        _check_labels(labels, check_classes, "train_data batch")
     images = images.to(device, non_blocking=True).float()
     labels = labels.to(device, non_blocking=True).long()
     if labels.ndim == images.ndim:
@@ -447,19 +468,25 @@ def _use_batched_augmentation(config: TrainConfig, data, cuda: bool) -> bool:
 
 
 def _epoch_batches(data, config: TrainConfig, epoch: int, generator: torch.Generator, device: torch.device,
-                   channels_last: bool, batched: bool):
+                   channels_last: bool, batched: bool, check_classes: int | None = None):
     """The epoch's (images, labels) batches on ``device``. The batched path takes its indices from a
     shuffling DataLoader over ``range(len(data))`` with the same generator, so both paths see the same
-    items in the same batches (whatever the DataLoader draws from the generator, in whatever order)."""
+    items in the same batches (whatever the DataLoader draws from the generator, in whatever order).
+    ``check_classes``: check every batch's labels lie in [0, check_classes) (for the compiled step),
+    except those of a dataset whose stored labels were all checked before training."""
     if not batched:
         loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator,
                             num_workers=config.num_workers, pin_memory=device.type == "cuda",
                             persistent_workers=False)
         for batch in loader:
-            yield _batch(batch, device, channels_last)
+            yield _batch(batch, device, channels_last, check_classes)
         return
+    if isinstance(getattr(data, "labels", None), torch.Tensor):  # SliceDataset: checked by _check_data
+        check_classes = None
     for index in DataLoader(range(len(data)), batch_size=config.batch_size, shuffle=True, generator=generator):
         images, labels = data.batch(index, epoch, device)
+        if check_classes is not None:
+            _check_labels(labels, check_classes, "train_data batch")
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         yield images, labels
@@ -525,6 +552,76 @@ def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs,
     scaler.step(optimizer)
     scaler.update()
     return loss
+
+
+def _unchecked_step(model, teacher, optimizer, images, labels, num_classes: int, inputs, autocast, scaler,
+                    config: TrainConfig) -> SIKDLoss:
+    """The step of any role (sikd_step's maths for a distilled role, _supervised_step's otherwise) without
+    the host syncs of their checks, so torch.compile takes it whole (``TrainConfig.compile_step``):
+    train() checks the labels before the step and the loss once per epoch instead."""
+    with autocast():
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits, teacher_features = teacher(inputs(images, labels, teacher.num_classes),
+                                                           features_at=config.distill_layer)
+            logits, features = model(images, features_at=config.distill_layer)
+            loss = sikd_loss(logits, features, teacher_features, labels, config.distill_weight,
+                             config.distill_method, teacher_logits, config.kd_temperature, check_values=False)
+        else:
+            if inputs is not None:
+                images = inputs(images, labels, num_classes)
+            logits, _ = model(images)
+            ce = F.cross_entropy(logits.float(), labels)
+            loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
+# torch.compile's backend for compile_step; tests swap in "aot_eager" to check the plumbing without
+# inductor's C++ compilation (minutes on a small CPU)
+_COMPILE_BACKEND = "inductor"
+
+
+def _compiled_step(config: TrainConfig, **bound) -> Callable:
+    """``_unchecked_step`` with everything but (images, labels) bound, compiled as ``config.compile_step``
+    says. Shapes are static: a smaller last batch compiles (and, with CUDA graphs, records) a second graph."""
+    if bound["inputs"] is class_wise_mean:  # the labels are checked before the step
+        bound["inputs"] = functools.partial(class_wise_mean, check_values=False)
+    step = functools.partial(_unchecked_step, config=config, **bound)
+    mode = "reduce-overhead" if config.compile_step == "cuda_graphs" else None
+    return torch.compile(lambda images, labels: step(images=images, labels=labels), backend=_COMPILE_BACKEND,
+                         mode=mode, dynamic=False)
+
+
+def _adam(model, config: TrainConfig, fused: bool, tensor_lr: bool) -> torch.optim.Adam:
+    """The run's Adam. ``fused``: one kernel for all parameters (fused=None keeps torch's default, foreach
+    on CUDA). ``tensor_lr``: the learning rate as a tensor, so a compiled step sees each epoch's rate
+    without compiling again (a Python float is a constant of the graph); torch accepts a tensor rate
+    with fused or single-tensor Adam only."""
+    lr = torch.tensor(config.lr, device=next(model.parameters()).device) if tensor_lr else config.lr
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay, fused=fused or None,
+                            foreach=False if tensor_lr and not fused else None)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)  # in place: the compiled step reads this very tensor
+        else:
+            group["lr"] = lr
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load a checkpoint's optimizer state but keep this run's implementation (fused or not, float or
+    tensor learning rate): the saved state is the same whichever wrote it, and load_state_dict would
+    otherwise take the writer's flags along with its hyper-parameters."""
+    own = ("lr", "fused", "foreach", "capturable", "differentiable")
+    groups = [{**saved, **{k: group[k] for k in own if k in group}}
+              for saved, group in zip(state["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student",
@@ -733,6 +830,17 @@ def train(
     if cuda and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
     precision = resolve_precision(config.precision, device)
+    compiled = config.compile_step != "off"
+    if config.compile_step == "cuda_graphs" and not cuda:
+        raise ValueError(f"compile_step='cuda_graphs' replays CUDA graphs and needs a CUDA device; this run's device "
+                         f"is {device.type!r} (use compile_step='whole' or 'off')")
+    if config.compile_step == "cuda_graphs" and precision == "fp16":
+        raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients back "
+                         "to skip a step); this GPU trains in fp16: use compile_step='whole' or 'off'")
+    if compiled and world_size > 1:
+        raise ValueError(f"compile_step={config.compile_step!r} does not combine with DistributedDataParallel "
+                         "(torchrun); use compile_step='off' (compile=True compiles the model alone)")
+    fused = cuda if config.fused_optimizer is None else config.fused_optimizer
     channels_last = cuda if config.channels_last is None else config.channels_last
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -750,7 +858,7 @@ def train(
         model = model.to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = _adam(model, config, fused, tensor_lr=compiled)
         scaler = grad_scaler(device, precision)  # fp16 only; passes through otherwise
         history: list[dict] = []
         best_dice, best_epoch, best_state = float("-inf"), 0, None
@@ -760,7 +868,7 @@ def train(
             ckpt = _load_checkpoint(folder / LAST)
             _check_resumable(ckpt, config, model, identity)
             model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
+            _load_optimizer(optimizer, ckpt["optimizer"])
             if ckpt.get("scaler"):
                 scaler.load_state_dict(ckpt["scaler"])
             history = list(ckpt["history"])
@@ -778,6 +886,11 @@ def train(
         # DDP averages gradients over ranks; the teacher is frozen and stays unwrapped
         net = model if world_size == 1 else DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
         step_model = torch.compile(net) if config.compile else net
+        step_autocast = functools.partial(autocast, device, precision)
+        if compiled:
+            fast_step = _compiled_step(config, model=net, teacher=teacher_net, optimizer=optimizer,
+                                       num_classes=num_classes, inputs=teacher_input, autocast=step_autocast,
+                                       scaler=scaler)
 
         def snapshot(epoch: int) -> dict:
             return {
@@ -809,15 +922,15 @@ def train(
         for epoch in range(start, config.epochs):
             began = time.perf_counter()
             lr = learning_rate(config, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            _set_lr(optimizer, lr)
             epoch_seed = config.seed * 100_003 + epoch
             set_seed(epoch_seed)
             if hasattr(train_data, "set_epoch"):
                 train_data.set_epoch(epoch)
             generator = torch.Generator().manual_seed(epoch_seed)
             if world_size == 1:
-                batches = _epoch_batches(train_data, config, epoch, generator, device, channels_last, batched)
+                batches = _epoch_batches(train_data, config, epoch, generator, device, channels_last, batched,
+                                         num_classes if compiled else None)
             else:
                 batches = _rank_batches(train_data, config, epoch, generator, device, channels_last, batched,
                                         rank, world_size)
@@ -825,7 +938,6 @@ def train(
             sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, ce, mse, items; read once per epoch
             bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
             for images, labels, *global_batch in batches:
-                step_autocast = functools.partial(autocast, device, precision)
                 n = images.shape[0]
                 if global_batch:  # this rank's share: its loss weighted so DDP's average is the global mean
                     step_scaler = distributed.ShareScaler(scaler, n, global_batch[0], world_size)
@@ -836,7 +948,9 @@ def train(
                 else:
                     step_scaler = scaler
                 try:
-                    if config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
+                    if compiled:  # the same maths, its checks outside: labels in the batches, the loss below
+                        loss = fast_step(images, labels)
+                    elif config.role in DISTILLED_ROLES:  # the step notebook 04 shows, line for line
                         # SIKD's teacher sees the class-wise mean image; the control's sees the raw image
                         loss = sikd_step(step_model, teacher_net, optimizer, images, labels, config.distill_weight,
                                          step_autocast, teacher_input, step_scaler, config.distill_method,
@@ -849,6 +963,9 @@ def train(
                 sums[:3] += torch.stack([value.detach().double() for value in loss]) * n
                 sums[3] += n
                 bar.update()
+            if compiled and not torch.isfinite(sums[0]):  # check_finite, once per epoch: before any checkpoint
+                raise FloatingPointError(f"{config.role}, epoch {epoch + 1}: the loss became {sums[0].item()}: check "
+                                         "the data for NaN/inf or lower the learning rate")
 
             val = float("nan")
             if has_val:
