@@ -1,12 +1,15 @@
 """Images per second of whole training epochs through ``train()``: batches augmented on the device
 (``TrainConfig(batched_augmentation=True)``) against the reference measured in the same run, the
-per-item DataLoader path (each slice resampled on the CPU, then copied to the device).
+per-item DataLoader path (each slice resampled on the CPU, then copied to the device). Further rows add
+the faster step of issue 12 to the batched path: Adam with and without the fused kernel
+(``fused_optimizer``) and the whole step compiled (``compile_step="whole"``, and on CUDA
+``"cuda_graphs"``); ``--no-compile`` leaves the compiled rows out (on a CPU they compile for minutes).
 
     python benchmarks/train_epoch.py                                   # CPU: 64 px, base 8, 200 slices
     python benchmarks/train_epoch.py --device cuda --size 128 --base 32 --batch 32 --images 1500
                                                                        # the evidence preset's setting
 
-The first epoch (cuDNN autotuning, the device copy of the slices) is not timed.
+The first epoch (cuDNN autotuning, the device copy of the slices, compilation) is not timed.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from sikd_utils.data.synthetic import make_cases
 from sikd_utils.train import TrainConfig, build_model, train
 
 
-def epoch_rate(data, role, teacher, args, batched: bool) -> tuple[float, float]:
-    """(images per second of the timed epochs, peak device memory in GiB)."""
+def epoch_rate(data, role, teacher, args, batched: bool, **settings) -> tuple[float, float]:
+    """(images per second of the timed epochs, peak device memory in GiB); ``settings`` go to TrainConfig."""
     model = build_model(role, data.in_channels, 3, args.base, seed=0)
     config = TrainConfig(role=role, epochs=1 + args.epochs, batch_size=args.batch, seed=0, device=args.device,
-                         batched_augmentation=batched, progress=False)
+                         batched_augmentation=batched, progress=False, **settings)
     times = []
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -48,7 +51,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one untimed)")
     parser.add_argument("--roles", nargs="+", default=["baseline", "student"])
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compile_step rows")
     args = parser.parse_args()
+    cuda = torch.device(args.device).type == "cuda"
+    # (label, TrainConfig settings) of the batched rows; fused_optimizer=None is fused on CUDA only
+    rows = [("batched on device", {"fused_optimizer": False}), ("+ fused Adam", {"fused_optimizer": True})]
+    if not args.no_compile:
+        rows.append(("+ fused, whole step compiled", {"fused_optimizer": True, "compile_step": "whole"}))
+        if cuda:
+            rows.append(("+ fused, whole step, CUDA graphs", {"fused_optimizer": True, "compile_step": "cuda_graphs"}))
 
     cases = make_cases("fundus", n_cases=args.images, image_size=args.size, seed=0)
     data = SliceDataset(cases, args.size, augment=True, seed=0)
@@ -57,10 +68,12 @@ def main() -> None:
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
     for role in args.roles:
         distilled = teacher if role == "student" else None
-        reference, _ = epoch_rate(data, role, distilled, args, batched=False)
-        ours, peak = epoch_rate(data, role, distilled, args, batched=True)
-        print(f"{role:9s} per-item DataLoader (reference) {reference:8.0f} img/s | batched on device "
-              f"{ours:8.0f} img/s | ratio {ours / reference:5.2f}x | peak memory {peak:.2f} GiB")
+        reference, peak = epoch_rate(data, role, distilled, args, batched=False, fused_optimizer=False)
+        print(f"{role:9s} {'per-item DataLoader (reference)':34s} {reference:8.0f} img/s | peak memory {peak:.2f} GiB")
+        for label, settings in rows:
+            ours, peak = epoch_rate(data, role, distilled, args, batched=True, **settings)
+            print(f"{role:9s} {label:34s} {ours:8.0f} img/s | ratio {ours / reference:5.2f}x | "
+                  f"peak memory {peak:.2f} GiB")
 
 
 if __name__ == "__main__":

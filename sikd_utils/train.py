@@ -26,6 +26,12 @@ epoch, and a checkpoint is written atomically after every epoch, so a run that i
 restarted ends with exactly the weights of an uninterrupted run (on CPU; CUDA kernels may differ in
 the last bits).
 
+Two settings make a step faster without changing its maths (issue 12; results differ by float noise
+only): ``fused_optimizer`` (Adam as one kernel; the default on CUDA) and ``compile_step`` (torch.compile
+takes the whole step — teacher input, both forward passes, loss, backward and Adam — as one graph, and
+with ``"cuda_graphs"`` replays it as a CUDA graph). The compiled step holds no host sync: the labels are
+checked on the host before each batch is copied and the loss's finiteness once per epoch.
+
 Launched by torchrun (``torchrun --nproc_per_node=N -m sikd_utils train …``), one run is trained by N
 processes with DistributedDataParallel at the same global ``batch_size``, equal to one process's run up to
 float rounding: see :mod:`sikd_utils.distributed`.
