@@ -101,7 +101,7 @@ LAST, BEST = "last.pt", "best.pt"
 _RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
                  "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input",
                  "teacher_skips")
-#: TrainConfig.compile_step: how much of a training step torch.compile takes
+#: the choices of ``TrainConfig.compile_step``, how much of a training step torch.compile takes
 COMPILE_STEPS = ("off", "whole", "cuda_graphs")
 # roles whose teacher input is fixed by definition (teacher_input may only repeat it)
 _FIXED_TEACHER_INPUT = {"raw_teacher": "raw", "control": "raw"}
