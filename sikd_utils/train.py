@@ -608,8 +608,8 @@ def _adam(model, config: TrainConfig, fused: bool, tensor_lr: bool) -> torch.opt
     without compiling again (a Python float is a constant of the graph); torch accepts a tensor rate
     with fused or single-tensor Adam only."""
     lr = torch.tensor(config.lr, device=next(model.parameters()).device) if tensor_lr else config.lr
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay, fused=fused or None,
-                            foreach=False if tensor_lr and not fused else None)
+    options = {"fused": True} if fused else {"foreach": False} if tensor_lr else {}  # none: torch's default
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay, **options)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
