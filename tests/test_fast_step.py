@@ -16,7 +16,10 @@ from sikd_utils.train import TrainConfig, build_model, train
 from conftest import ToySlices
 
 
-COMPILED_ATOL = 1e-4  # 2 epochs of a 4-channel U-Net (fused Adam alone: ~3e-6)
+# 2 epochs of a 4-channel U-Net (fused Adam alone: ~3e-6). 1e-3, not 1e-4: under pytest-xdist (fewer threads per
+# worker, another reduction order) the compiled teacher run drifted 2e-4 in its loss; a wrong step (a lost
+# term, a stale learning rate) moves it by 1e-2 or more
+COMPILED_ATOL = 1e-3
 
 
 def _cfg(role="baseline", **kw):
@@ -38,7 +41,7 @@ def teacher(toy_data):
     return train(build_model("teacher", 1, 3, 4, seed=0), toy_data[0], _cfg("teacher", epochs=1)).model
 
 
-def _same_run(a, b, atol=1e-5):
+def _same_run(a, b, atol=1e-5, weights_atol=None):
     """Same history and weights up to float noise. Biases (and so running means) are left out: a conv bias
     before batch norm has a zero gradient up to rounding, which Adam's normalised step turns into
     differences of the learning rate's size that change no output."""
@@ -47,7 +50,7 @@ def _same_run(a, b, atol=1e-5):
             assert math.isclose(ra[key], rb[key], rel_tol=0, abs_tol=atol), (key, ra, rb)
     for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
         if name.endswith(".weight"):
-            torch.testing.assert_close(x, y, rtol=0, atol=atol, msg=name)
+            torch.testing.assert_close(x, y, rtol=0, atol=weights_atol or atol, msg=name)
 
 
 def test_fused_adam_gives_the_same_run(toy_data):
@@ -82,7 +85,9 @@ def test_inductor_compiled_step_gives_the_same_run(toy_data, teacher):
                   _cfg("student", compile_step=mode, fused_optimizer=mode == "whole", batch_size=6), val_ds,
                   teacher=teacher)
             for mode in ("off", "whole")]
-    _same_run(*runs, atol=COMPILED_ATOL)
+    # inductor fuses and reorders float ops, and Adam moves a weight whose gradient is noise by up to lr
+    # (1e-3) per step whatever the noise's size: the weights may differ by a few lr, the losses may not
+    _same_run(*runs, atol=COMPILED_ATOL, weights_atol=1e-2)
 
 
 class Stop(Exception):
