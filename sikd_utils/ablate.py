@@ -129,12 +129,16 @@ def job_groups(settings: AblationSettings, task: str) -> list[list[str]]:
     return sorted(groups.values(), key=lambda g: -sum(_epochs(config, m) for m in g))
 
 
+def _validated_on(role: str, train_config) -> str:
+    """What a role's validation Dice was measured on: a teacher sees its teacher input, the others raw images."""
+    return _SEEN[train_config.effective_teacher_input() if role in ("teacher", "raw_teacher") else "raw"]
+
+
 def _training_rows(task, seed, method, results, configs, tag) -> list[dict]:
     rows = []
     for role, result in results.items():
-        seen = result.config.effective_teacher_input() if role in ("teacher", "raw_teacher") else "raw"
         rows.append({"task": task, "seed": seed, "method": method, "role": role, "best_epoch": result.best_epoch,
-                     "best_val_dice": result.best_val_dice, "validated_on": _SEEN[seen],
+                     "best_val_dice": result.best_val_dice, "validated_on": _validated_on(role, result.config),
                      "epochs": len(result.history), "steps": result.extra.get("steps"),
                      "train_seconds": sum(h.get("seconds", 0.0) for h in result.history),
                      "run_key": configs[role].run_key(tag)})
@@ -317,9 +321,8 @@ def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "
                 continue
             rows = scores[(scores["seed"] == seed) & (scores["method"] == FROM_EVIDENCE[method])].copy()
             rows["severity"] = rows["severity"].astype(int)
-            rows = rows[[k in order for k in zip(rows["family"], rows["severity"])]]
-            rows = rows.iloc[sorted(range(len(rows)), key=lambda i: order[(rows["family"].iloc[i],
-                                                                            rows["severity"].iloc[i])])]
+            position = pd.Series([order.get(k) for k in zip(rows["family"], rows["severity"])], index=rows.index)
+            rows = rows.loc[position.dropna().sort_values(kind="stable").index]  # the ablation's test sets, its order
             rows = rows.assign(method=method, teacher_gate="")  # the gate is set when the task is gathered
             rows.loc[rows["family"] != "clean", "hd95_mm"] = float("nan")  # the ablation's HD95: clean only
             units = ab.units(method)
@@ -327,10 +330,9 @@ def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "
             for role, overrides in units:
                 record = training[(training["seed"] == seed) & (training["role"] == role)].iloc[0]
                 cfg = ab.role_config(config, role, overrides)
-                seen = cfg.train_config(role, seed).effective_teacher_input() if role in ("teacher", "raw_teacher") \
-                    else "raw"
                 records.append({**{c: record.get(c) for c in TRAINING_COLUMNS}, "task": task, "seed": seed,
-                                "method": method, "role": role, "validated_on": _SEEN[seen],
+                                "method": method, "role": role,
+                                "validated_on": _validated_on(role, cfg.train_config(role, seed)),
                                 "run_key": cfg.run_key(tag)})
             train_rows = pd.DataFrame(records, columns=TRAINING_COLUMNS)
             note = {**source, "evidence_method": FROM_EVIDENCE[method]}
