@@ -8,8 +8,10 @@ checkpoints and deadline, the same tidy schema. What differs:
 * **jobs** are (task, seed, group) where a group is the methods sharing one trained teacher (SIKD and
   its λ, layer and method variants share SIKD's), or a single baseline; two jobs never train into the
   same run folder, and the long groups start first;
-* **part files** are per (task, seed, method) under ``out_dir/parts/ablations/``: a method tested is never
-  tested again, so a job stopped at the deadline loses at most one method's testing;
+* **part files** are per (task, seed, method) under ``results_dir/parts/`` (``parts_dir``): a method tested
+  is never tested again, so a job stopped at the deadline loses at most one method's testing. They sit
+  beside the results, not with the checkpoints in ``out_dir``, because the whole run takes more GPU time
+  than one session lends: committed, they carry a half-done task to the next session (a few kB per method);
 * **test sets**: the clean source test set, the realistic target at the preset's severities and *every
   single family* of the task's shift registry at those severities — the fingerprint per variant needs
   the single causes; the compound families (pairs, triples, ``all``) of the evidence run are left
@@ -83,6 +85,7 @@ class AblationSettings(ReproduceSettings):
     results_dir: str = "book/results/ablations"
     variants: tuple[str, ...] | None = None
     evidence_dir: str | None = "book/results"  # None: never import the evidence run's methods
+    parts_dir: str | None = None  # None: ``results_dir/parts`` (committed with the results; see the docstring)
 
     def __post_init__(self):
         super().__post_init__()
@@ -106,7 +109,8 @@ def ablation_families(task: str) -> list[str]:
 # --------------------------------------------------------------------------- jobs
 def _parts(settings: AblationSettings, task: str, seed: int) -> Path:
     config = settings.config(task)
-    return Path(settings.out_dir) / "parts" / "ablations" / task / config.run_key(_data_tag(config)) / f"seed{seed}"
+    root = Path(settings.parts_dir) if settings.parts_dir else Path(settings.results_dir) / "parts"
+    return root / task / config.run_key(_data_tag(config)) / f"seed{seed}"
 
 
 def _method_done(settings, task, seed, method) -> bool:
@@ -479,8 +483,11 @@ def add_arguments(parser) -> None:
                         help=f"ablation variants (default: all: {' '.join(ab.VARIANTS)}); SIKD and the baselines "
                              "they need are always added")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
-    parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-method part files")
+    parser.add_argument("--out-dir", default="runs", help="checkpoints and data cache")
     parser.add_argument("--results-dir", default="book/results/ablations", help="where finished tasks' results go")
+    parser.add_argument("--parts-dir", default=None,
+                        help="per-(task, seed, method) part files (default: RESULTS_DIR/parts; commit them to "
+                             "carry a half-done task to the next session)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
     parser.add_argument("--workers", type=int, default=1, help="(task, seed, group) jobs run side by side as processes")
@@ -498,9 +505,11 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     """Run ``python -m sikd_utils ablate`` with parsed ``args``; returns the exit status."""
     command = "python -m sikd_utils " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m sikd_utils ablate"
-    settings = AblationSettings(evidence_dir=None if args.no_reuse_evidence else args.evidence_dir,preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
+    settings = AblationSettings(evidence_dir=None if args.no_reuse_evidence else args.evidence_dir,
+                                preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
                                 seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
-                                results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
+                                results_dir=args.results_dir, parts_dir=args.parts_dir,
+                                max_minutes=args.max_minutes, workers=args.workers,
                                 device=args.device, progress=args.progress, command=command,
                                 variants=tuple(args.variants) if args.variants else None)
     if args.check_evidence:

@@ -89,7 +89,8 @@ def test_cli_ablate_reuses_parts(finished, tmp_path, capsys):
 
     settings, _, _ = finished
     code = main(["ablate", "--preset", "tiny", "--tasks", "polyp", "--seeds", "0", "--variants", "lambda_4",
-                 "--out-dir", settings.out_dir, "--results-dir", str(tmp_path), "--device", "cpu"])
+                 "--out-dir", settings.out_dir, "--results-dir", str(tmp_path), "--device", "cpu",
+                 "--parts-dir", f"{settings.results_dir}/parts"])
     assert code == 0 and "DONE" in capsys.readouterr().out
     prov = json.loads((tmp_path / "provenance.json").read_text())
     assert "python -m sikd_utils" in prov["tasks"]["polyp"]["command"]
