@@ -60,7 +60,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "evidence_mismatches", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "evidence_mismatches", "finished_methods", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: at the gpu preset (teachers 80 epochs) both 3D tasks' skip-free teachers miss the gate by ~0.2
@@ -154,7 +154,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
     """Train (or reload) and test the ``methods`` of one group for one (task, seed); write their part files."""
     import pandas as pd
 
-    from .orchestration import evaluate_methods, seed_scores_of, train_roles
+    from .orchestration import evaluate_methods, provenance, seed_scores_of, train_roles
 
     settings = settings.for_task(task)
     config = settings.config(task)
@@ -191,6 +191,9 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
             training = pd.DataFrame(_training_rows(task, seed, method, results, configs, _data_tag(config)),
                                     columns=TRAINING_COLUMNS)
             (folder / f"{method}.imported.json").unlink(missing_ok=True)  # measured here, not imported
+            made = provenance(configs[ab.student_role(method)], command=settings.command or None)
+            _write_atomic(folder / f"{method}.provenance.json",  # an unfinished task's methods keep theirs
+                          lambda tmp: Path(tmp).write_text(json.dumps(made, indent=2) + "\n"))
             _write_atomic(folder / f"{method}.training.csv", lambda tmp: training.to_csv(tmp, index=False))
             _write_atomic(folder / f"{method}.scores.csv", lambda tmp: scores[SCORE_COLUMNS].to_csv(tmp, index=False))
     except TimeUp as stop:
@@ -384,19 +387,35 @@ def _gates(training):
     return gates
 
 
-def _finish_task(settings: AblationSettings, task: str) -> Path:
-    """Gather the part files of every method tested for every seed into ``results_dir``; record provenance."""
+def finished_methods(settings: AblationSettings, task: str):
+    """What the part files hold for ``task``: ``(scores, training, methods)`` of every method tested on every
+    seed, with each method's teacher gate. A method finished on all seeds is final whether or not the other
+    methods are: the rest of the run cannot change its networks, its test sets or its baseline."""
     import pandas as pd
 
+    config = settings.config(task)
+    folders = [_parts(settings, task, seed) for seed in config.seeds]
+    methods = [m for m in [*ab.BASELINES, *ab.VARIANTS]
+               if all(_method_done(settings, task, s, m) for s in config.seeds)]
+    if not methods:
+        return pd.DataFrame(columns=SCORE_COLUMNS), pd.DataFrame(columns=TRAINING_COLUMNS), []
+    scores = pd.concat([pd.read_csv(f / f"{m}.scores.csv") for m in methods for f in folders], ignore_index=True)
+    training = pd.concat([pd.read_csv(f / f"{m}.training.csv") for m in methods for f in folders], ignore_index=True)
+    gates = _gates(training)
+    scores["teacher_gate"] = [gates[(s, m)] for s, m in zip(scores["seed"], scores["method"])]
+    training["gate"] = [gates[(s, m)] if r in ("teacher", "raw_teacher") else "" for s, m, r in
+                        zip(training["seed"], training["method"], training["role"])]
+    return scores, training, methods
+
+
+def _finish_task(settings: AblationSettings, task: str) -> Path:
+    """Gather the part files of every method tested for every seed into ``results_dir``; record provenance."""
     from .orchestration import provenance
 
     settings = settings.for_task(task)
     config = settings.config(task)
     folders = [_parts(settings, task, seed) for seed in config.seeds]
-    methods = [m for m in [*ab.BASELINES, *ab.VARIANTS]
-               if all(_method_done(settings, task, s, m) for s in config.seeds)]
-    scores = pd.concat([pd.read_csv(f / f"{m}.scores.csv") for m in methods for f in folders], ignore_index=True)
-    training = pd.concat([pd.read_csv(f / f"{m}.training.csv") for m in methods for f in folders], ignore_index=True)
+    scores, training, methods = finished_methods(settings, task)
     imported = {}  # method -> where its parts came from (see import_evidence)
     for method in methods:
         notes = {s: f / f"{method}.imported.json" for s, f in zip(config.seeds, folders)}
@@ -406,10 +425,6 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
             imported[method] = {"seeds": sorted(notes), "evidence_method": first["evidence_method"],
                                 "scores": first["scores"], "training": first["training"],
                                 "commit": first["commit"], "run_key": first["run_key"]}
-    gates = _gates(training)
-    scores["teacher_gate"] = [gates[(s, m)] for s, m in zip(scores["seed"], scores["method"])]
-    training["gate"] = [gates[(s, m)] if r in ("teacher", "raw_teacher") else "" for s, m, r in
-                        zip(training["seed"], training["method"], training["role"])]
     results = Path(settings.results_dir)
     _write_atomic(results / f"{task}.csv", lambda tmp: scores.to_csv(tmp, index=False))
     _write_atomic(results / f"{task}_training.csv", lambda tmp: training.to_csv(tmp, index=False))

@@ -9,6 +9,8 @@ test sets, and each comparison gets one outcome by :data:`CONCLUSION_RULE`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,7 @@ from .reproduce import load_results
 
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
-           "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS"]
+           "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -34,6 +36,62 @@ def pending(out_dir: str = "runs", tasks=None) -> str:
         text = text.replace("have not committed results yet", f"have not committed results for {', '.join(tasks)} yet")
         text = text.replace("nothing is shown here until then", "nothing is shown for them until then")
     return text
+
+
+INTERIM = ("**Interim.** The run of {tasks} is not finished. The methods it has already tested on every seed are "
+           "shown below, marked *interim*: each of them is final (the rest of the run trains other networks and cannot "
+           "change its networks, test sets or baseline), and the questions whose variants are still missing say "
+           "*pending*. Section 8 says where each came from. To finish, run `{command}` on a GPU again until it prints "
+           "DONE, then commit `book/results/ablations/`.")
+
+
+def interim_note(tasks, out_dir: str = "runs") -> str:
+    """:data:`INTERIM` for ``tasks``, its command naming ``out_dir`` (as :func:`pending` does)."""
+    command = COMMAND if out_dir == "runs" else f"{COMMAND} --out-dir {out_dir}"
+    return INTERIM.format(tasks=", ".join(tasks), command=command)
+
+
+class Interim(NamedTuple):
+    """What the committed part files of unfinished tasks hold (see :func:`interim`)."""
+
+    scores: pd.DataFrame
+    training: pd.DataFrame
+    notes: dict  # task -> remark for its sentences, e.g. "(interim: 10 of 15 methods)"
+    provenance: pd.DataFrame  # one row per (task, method) measured here; imported ones name their source
+
+
+def interim(tasks, parts_dir, preset: str = "gpu", seeds=None) -> Interim:
+    """The methods of unfinished ``tasks`` already tested on every seed, from the part files in ``parts_dir``
+    (``python -m sikd_utils ablate`` writes them there; committed, they carry a run across GPU sessions).
+    ``seeds``: the run's seeds where not the preset's."""
+    import json
+
+    from .ablate import AblationSettings, _parts, finished_methods
+
+    settings = AblationSettings(preset=preset, parts_dir=str(parts_dir), seeds=tuple(seeds) if seeds else None)
+    scores, training, notes, made = [], [], {}, []
+    for task in tasks:
+        task_scores, task_training, methods = finished_methods(settings, task)
+        if not methods:
+            continue
+        scores.append(task_scores)
+        training.append(task_training)
+        notes[task] = f"(interim: {len(methods)} of {len(settings.methods())} methods finished)"
+        folder = _parts(settings, task, settings.config(task).seeds[0])
+        for method in methods:
+            for kind in ("provenance", "imported"):
+                path = folder / f"{method}.{kind}.json"
+                if path.exists():
+                    entry = json.loads(path.read_text())
+                    made.append({"task": task, "method": method, "commit": entry.get("commit"),
+                                 "device": entry.get("device", "(imported)"), "precision": entry.get("precision"),
+                                 "date": entry.get("date"),
+                                 "command": entry.get("command") or f"imported: the evidence run's "
+                                                                    f"`{entry.get('evidence_method')}`"})
+    if not scores:
+        return Interim(pd.DataFrame(), pd.DataFrame(), {}, pd.DataFrame())
+    return Interim(pd.concat(scores, ignore_index=True), pd.concat(training, ignore_index=True), notes,
+                   pd.DataFrame(made).fillna("—"))
 
 
 #: the summary test sets of every comparison (family names in :func:`summary_scores`)

@@ -98,6 +98,27 @@ def test_cli_ablate_reuses_parts(finished, tmp_path, capsys):
     assert set(prov["tasks"]["polyp"]["methods"]) == {"baseline", "sikd", "lambda_4", "teacher_onehot"}
 
 
+def test_an_unfinished_task_shows_its_finished_methods(finished, tmp_path):
+    """Part files of a task not yet gathered: every method tested on all seeds is read back exactly as the
+    finished task's CSV holds it, with its provenance; a method missing a seed is left out."""
+    import shutil
+
+    from sikd_utils import why
+
+    settings, _, _ = finished
+    parts = shutil.copytree(f"{settings.results_dir}/parts", tmp_path / "parts")
+    got = why.interim(["polyp", "fundus"], parts, preset="tiny", seeds=(0,))
+    assert list(got.notes) == ["polyp"] and "4 of 15 methods" in got.notes["polyp"]
+    gathered = pd.read_csv(f"{settings.results_dir}/polyp.csv").fillna({"teacher_gate": "n/a"})  # read as NaN
+    key = ["method", "family", "severity"]
+    pd.testing.assert_frame_equal(got.scores.sort_values(key).reset_index(drop=True),
+                                  gathered.sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert set(got.provenance["method"]) == {"baseline", "sikd", "lambda_4", "teacher_onehot"}
+    assert got.provenance["device"].str.startswith("CPU").all() and got.provenance["commit"].ne("—").all()
+    next(parts.rglob("lambda_4.scores.csv")).unlink()  # lambda_4 now lacks its only seed
+    assert "lambda_4" not in set(why.interim(["polyp"], parts, preset="tiny", seeds=(0,)).scores["method"])
+
+
 # --------------------------------------------------------------------------- reusing the evidence run
 @pytest.fixture(scope="module")
 def evidence_and_ablation(tmp_path_factory):
