@@ -530,6 +530,18 @@ def test_killed_checkpoint_write_leaves_no_tmp_after_restart(toy_data, tmp_path)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert list(folder.glob(".*.tmp")), "the kill should have left a temporary file behind"
+    # Bit-exact resume needs the thread count the killed run had: CPU reductions sum in a per-thread
+    # order, so epoch 3 on two threads differs from epoch 3 on one in the last bits (this test failed
+    # outside pytest-xdist, whose workers run on one thread, for that reason alone).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _resume_and_compare(folder, toy_data, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _resume_and_compare(folder, toy_data, tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=4, seed=3, progress=False)
     resumed = train(build_model("baseline", 1, 3, 4, seed=99), toy_data[0], cfg, toy_data[1], checkpoint_dir=folder)
     assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp"))
