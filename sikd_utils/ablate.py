@@ -43,6 +43,13 @@ baseline and teacher_raw from the evidence run (above) saves per seed the baseli
 raw teacher's 80 plus the control's 20 (100 × 3.3 + 20 × 4.8 ≈ 430 s for fundus, ≈ 510 s for abdomen)
 and 2 of the 15 methods' testing: ≈ 46 + 29 min instead of 54 + 33, about 1 h 25 min in all. SIKD is
 not imported: its student is retrained with the teacher the λ, layer and method variants share.
+
+Measured on 2026-12-01 (three pieces of fundus beside the cardiac evidence rerun, 10 processes on one
+H200 with MPS): 3.3–3.6 s per plain epoch and 4.6 s per distilled one, as assumed; the GPU is the limit,
+not the process count: five processes took 1.6–1.8 s per epoch each, the same ~3 fundus epochs/s in all
+(``nvidia-smi dmon``: SM busy 100 % in most samples). A SIKD group (its teacher, 7 students, their
+testing) took ~15 min per seed, so it must start early in a session: its teacher's checkpoints do not
+outlive the warm machine.
 """
 
 from __future__ import annotations
