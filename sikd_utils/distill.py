@@ -198,7 +198,7 @@ def check_finite(loss: SIKDLoss) -> None:
 
 def sikd_step(student, teacher, optimizer, images, labels, weight=DEFAULT_WEIGHT, autocast=contextlib.nullcontext,
               teacher_input=class_wise_mean, scaler=NO_SCALING, method="feature_mse", layer="last_decoder",
-              temperature=DEFAULT_TEMPERATURE):
+              temperature=DEFAULT_TEMPERATURE, check_values=True):
     """One SIKD training step on raw ``images`` and their ``labels``; returns the loss parts."""
     with autocast():  # bf16 or fp16 on a GPU; does nothing on a CPU
         with torch.no_grad():  # the teacher is frozen (and in eval mode): no gradients reach it
@@ -206,8 +206,9 @@ def sikd_step(student, teacher, optimizer, images, labels, weight=DEFAULT_WEIGHT
             teacher_logits, teacher_features = teacher(mean_images, features_at=layer)  # its last decoder block
         logits, student_features = student(images, features_at=layer)  # the ordinary U-Net sees the raw images
         loss = sikd_loss(logits, student_features, teacher_features, labels, weight,  # CE + λ·MSE
-                         method, teacher_logits, temperature)  # the defaults: SIKD; others for comparison
-    check_finite(loss)
+                         method, teacher_logits, temperature, check_values)  # the defaults: SIKD; others for comparison
+    if check_values:  # off in train()'s compiled step (a host sync), which checks labels and loss outside it
+        check_finite(loss)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss.total).backward()  # gradients reach the student only (scaled under fp16)
     scaler.step(optimizer)

@@ -64,7 +64,7 @@ from .data.identity import describe_identity, differences
 from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
                         is_segmenter)
 from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, SIKDLoss, check_choice,
-                      check_finite, sikd_loss, sikd_step, teacher_input_function)
+                      check_finite, sikd_step, teacher_input_function)
 from .models import FEATURE_LAYERS, UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
@@ -543,42 +543,19 @@ def _idle_step(model, optimizer, images, autocast, scaler) -> None:
     scaler.update()
 
 
-def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs, autocast, scaler) -> SIKDLoss:
+def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs, autocast, scaler,
+                     check_values: bool = True) -> SIKDLoss:
     """One cross-entropy step: the teacher's (on ``inputs(images, labels, num_classes)``, the class-wise
-    mean images for SIKD) or, with ``inputs=None``, the baseline's (raw images)."""
+    mean images for SIKD) or, with ``inputs=None``, the baseline's (raw images). ``check_values=False``
+    skips the loss's finiteness check, as sikd_step's does (train()'s compiled step checks outside it)."""
     with autocast():
         if inputs is not None:
             images = inputs(images, labels, num_classes)
         logits, _ = model(images)
         ce = F.cross_entropy(logits.float(), labels)
         loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
-    check_finite(loss)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss.total).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss
-
-
-def _unchecked_step(model, teacher, optimizer, images, labels, num_classes: int, inputs, autocast, scaler,
-                    config: TrainConfig) -> SIKDLoss:
-    """The step of any role (sikd_step's maths for a distilled role, _supervised_step's otherwise) without
-    the host syncs of their checks, so torch.compile takes it whole (``TrainConfig.compile_step``):
-    train() checks the labels before the step and the loss once per epoch instead."""
-    with autocast():
-        if teacher is not None:
-            with torch.no_grad():
-                teacher_logits, teacher_features = teacher(inputs(images, labels, teacher.num_classes),
-                                                           features_at=config.distill_layer)
-            logits, features = model(images, features_at=config.distill_layer)
-            loss = sikd_loss(logits, features, teacher_features, labels, config.distill_weight,
-                             config.distill_method, teacher_logits, config.kd_temperature, check_values=False)
-        else:
-            if inputs is not None:
-                images = inputs(images, labels, num_classes)
-            logits, _ = model(images)
-            ce = F.cross_entropy(logits.float(), labels)
-            loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
+    if check_values:
+        check_finite(loss)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss.total).backward()
     scaler.step(optimizer)
@@ -591,12 +568,23 @@ def _unchecked_step(model, teacher, optimizer, images, labels, num_classes: int,
 _COMPILE_BACKEND = "inductor"
 
 
-def _compiled_step(config: TrainConfig, **bound) -> Callable:
-    """``_unchecked_step`` with everything but (images, labels) bound, compiled as ``config.compile_step``
-    says. Shapes are static: a smaller last batch compiles (and, with CUDA graphs, records) a second graph."""
-    if bound["inputs"] is class_wise_mean:  # the labels are checked before the step
-        bound["inputs"] = functools.partial(class_wise_mean, check_values=False)
-    step = functools.partial(_unchecked_step, config=config, **bound)
+def _compiled_step(config: TrainConfig, model, teacher, optimizer, num_classes: int, inputs, autocast,
+                   scaler) -> Callable:
+    """The step train() runs uncompiled — sikd_step for a distilled role, _supervised_step otherwise — with
+    everything but (images, labels) bound, compiled as ``config.compile_step`` says. It runs without the
+    checks that read values back (host syncs: torch.compile would break the graph at each, and CUDA graphs
+    cannot hold them): train() checks the labels before each batch is copied and the loss once per epoch.
+    Shapes are static: a smaller last batch compiles (and, with CUDA graphs, records) a second graph."""
+    if inputs is class_wise_mean:  # the labels are checked before the step
+        inputs = functools.partial(class_wise_mean, check_values=False)
+    if teacher is not None:
+        step = functools.partial(sikd_step, model, teacher, optimizer, weight=config.distill_weight,
+                                 autocast=autocast, teacher_input=inputs, scaler=scaler,
+                                 method=config.distill_method, layer=config.distill_layer,
+                                 temperature=config.kd_temperature, check_values=False)
+    else:
+        step = functools.partial(_supervised_step, model, optimizer, num_classes=num_classes, inputs=inputs,
+                                 autocast=autocast, scaler=scaler, check_values=False)
     mode = "reduce-overhead" if config.compile_step == "cuda_graphs" else None
     return torch.compile(lambda images, labels: step(images=images, labels=labels), backend=_COMPILE_BACKEND,
                          mode=mode, dynamic=False)
