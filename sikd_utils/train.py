@@ -186,9 +186,7 @@ class TrainConfig:
         if self.compile and self.compile_step != "off":
             raise ValueError(f"compile=True compiles the model alone and compile_step={self.compile_step!r} compiles "
                              "it within the whole step; choose one")
-        if self.compile_step == "cuda_graphs" and self.precision == "fp16":
-            raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients "
-                             "back to skip a step); use precision 'bf16', or compile_step='whole'")
+        _refuse_cuda_graphs_in_fp16(self.compile_step, self.precision)
         if self.batched_augmentation is not None:
             check_bool("batched_augmentation", self.batched_augmentation)
         check_device(self.device)
@@ -209,6 +207,15 @@ class TrainConfig:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _refuse_cuda_graphs_in_fp16(compile_step: str, precision: str) -> None:
+    """Asked by TrainConfig of ``precision='fp16'`` (before any work) and by train() of the precision it
+    resolved on its device (``'auto'`` is fp16 on GPUs below compute capability 8.0)."""
+    if compile_step == "cuda_graphs" and precision == "fp16":
+        raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients back to "
+                         "skip a step); use compile_step='whole' or 'off' (or precision 'bf16' on a GPU of compute "
+                         "capability 8.0 or above)")
 
 
 def _teacher_sees(role: str, teacher_input: str | None) -> str | None:
@@ -824,13 +831,11 @@ def train(
     if cuda and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
     precision = resolve_precision(config.precision, device)
+    _refuse_cuda_graphs_in_fp16(config.compile_step, precision)  # the config cannot know what 'auto' resolves to
     compiled = config.compile_step != "off"
     if config.compile_step == "cuda_graphs" and not cuda:
         raise ValueError(f"compile_step='cuda_graphs' replays CUDA graphs and needs a CUDA device; this run's device "
                          f"is {device.type!r} (use compile_step='whole' or 'off')")
-    if config.compile_step == "cuda_graphs" and precision == "fp16":
-        raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients back "
-                         "to skip a step); this GPU trains in fp16: use compile_step='whole' or 'off'")
     if compiled and world_size > 1:
         raise ValueError(f"compile_step={config.compile_step!r} does not combine with DistributedDataParallel "
                          "(torchrun); use compile_step='off' (compile=True compiles the model alone)")

@@ -135,6 +135,13 @@ def test_cuda_graphs_without_cuda_is_refused_before_training(toy_data, tmp_path)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_cuda_graphs_with_auto_precision_resolving_to_fp16_is_refused(toy_data, monkeypatch):
+    """train() refuses what the config cannot see: precision 'auto' that means fp16 on this (pre-8.0) GPU."""
+    monkeypatch.setattr(train_module, "resolve_precision", lambda precision, device: "fp16")
+    with pytest.raises(ValueError, match="cannot replay fp16's loss scaler"):
+        train(build_model("baseline", 1, 3, 4, seed=0), toy_data[0], _cfg(compile_step="cuda_graphs", device="cpu"))
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="compile_step must be one of"):
         _cfg(compile_step="graphs")
