@@ -44,6 +44,7 @@ from typing import Sequence
 
 from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, preset_config
 from .data.tasks import TASKS
+from .gpu_usage import GpuUsage
 
 __all__ = ["ReproduceSettings", "reproduce", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
            "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
@@ -395,7 +396,10 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
                 path = _finish_task(settings, task)
                 log(f"{task}: finished — results written to {path}")
 
-    run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect)
+    with GpuUsage() as usage:  # how busy the jobs kept the GPU (nothing on a CPU)
+        run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect)
+    if usage.line():
+        log(usage.line())
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
                           f"results of {', '.join(settings.tasks)} in {settings.results_dir}")

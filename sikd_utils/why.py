@@ -38,6 +38,7 @@ def pending(out_dir: str = "runs", tasks=None) -> str:
     return text
 
 
+#: the note above the methods of unfinished tasks (see :func:`interim`)
 INTERIM = ("**Interim.** The run of {tasks} is not finished. The methods it has already tested on every seed are "
            "shown below, marked *interim*: each of them is final (the rest of the run trains other networks and cannot "
            "change its networks, test sets or baseline), and the questions whose variants are still missing say "
