@@ -189,8 +189,9 @@ class _Deadline:
 
     def summary(self) -> str:
         """What this piece did, for calibrating the next one."""
-        per = self.trained_seconds / self.epochs if self.epochs else float("nan")
-        return f"{self.epochs} epochs trained in this piece, {per:.1f} s/epoch"
+        if not self.epochs:
+            return "nothing trained in this piece"
+        return f"{self.epochs} epochs trained in this piece, {self.trained_seconds / self.epochs:.1f} s/epoch"
 
     def before_eval(self, method, key) -> None:
         now = time.time()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One time-limited piece of a long GPU run, on a machine without network access (how the evidence and
+# ablation runs were made): installs the wheels carried in .whl/ (monai, nibabel, einops) once, starts
+# the CUDA MPS daemon once (processes side by side then share the GPU instead of taking turns), runs the
+# given `python -m sikd_utils` commands side by side, each with --max-minutes, and packs book/results
+# (finished tasks and the ablations' part files) into OUT/piece.tgz with each command's log.
+#
+#   bash scripts/gpu_piece.sh OUT MINUTES "reproduce --preset gpu --tasks cardiac --workers 5" \
+#                                         "ablate --preset gpu --tasks fundus abdomen --workers 5"
+#
+# Run it again (same commands) to continue: finished work is reused. Checkpoints of unfinished networks
+# live in runs/ and are lost with the machine, so keep the pieces of one session back to back.
+set -uo pipefail
+out=$1 minutes=$2
+shift 2
+site=/tmp/sikd-site
+if [ ! -e "$site/.done" ] && ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl \
+        && touch "$site/.done" || exit 1
+fi
+export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
+export SIKD_COMMIT=${SIKD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog
+mkdir -p /tmp/mps /tmp/mpslog "$out"
+if command -v nvidia-cuda-mps-control >/dev/null; then
+    pgrep -x nvidia-cuda-mps-control >/dev/null || setsid nvidia-cuda-mps-control -d
+fi
+pids=()
+n=0
+for command in "$@"; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086  # each command is a word list on purpose
+    python3 -m sikd_utils $command --max-minutes "$minutes" > "$out/run$n.log" 2>&1 &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+for log in "$out"/run*.log; do echo "== $log"; tail -4 "$log"; done
+tar czf "$out/piece.tgz" book/results
+exit $status
