@@ -9,6 +9,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
+# Bytecode: every command below writes the compiled modules it imports into .venv/pycache, once, and
+# later processes (xdist workers, notebook kernels, DDP ranks) read them -- even where the environment
+# sets PYTHONDONTWRITEBYTECODE=1 (as CI's does), which would otherwise make every process recompile
+# torch & co. on import (8 s instead of 3.5 s). The source tree stays free of __pycache__ folders.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
+
 .PHONY: test book browser-test slow-test ci clean venv sync-notebooks student-notebooks figures
 
 venv: $(STAMP)
