@@ -1,15 +1,20 @@
 """Data-parallel training (sikd_utils.distributed): two CPU processes over gloo train as one process does.
 
-Each test spawns two ranks (torch.multiprocessing, a file:// rendezvous in tmp_path) and compares them
-with a single-process run at the same global batch. The data: six synthetic fundus slices at 32 px
+The two-rank runs are spawned once per test session (fixture ``ranks``: two torch.multiprocessing
+ranks, a file:// rendezvous, every scenario in turn; xdist workers share the results) and each test
+compares its scenario with a single-process run at the same global batch. The data: six synthetic fundus slices at 32 px
 and a global batch of 5, so every epoch has one step with unequal shares (3 + 2) and a last step of
 one item, which leaves rank 1 an empty share.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
+import shutil
+import time
 
 import pytest
 import torch
@@ -72,23 +77,113 @@ def _run(folder, stop_after: int | None = None, **overrides):
         return None
 
 
-def _rank(rank: int, init_file: str, out: str, scenario):
-    """One rank: join the gloo group, run ``scenario``, save what it returns to ``out``/rank<k>.pt."""
+SPAWN_DEADLINE_S = 400  # the whole shared spawn (six scenarios) takes ~40 s on 2 busy cores
+
+
+def _rank(rank: int, init_file: str, out: str, scenarios: dict):
+    """One rank: join the gloo group, run every scenario in turn (the same order on both ranks), save what
+    each returns to ``out``/<scenario>.rank<k>.pt, with the checkpoints it wrote and the gradients
+    _RecordingSGD recorded. A scenario that raises ends the rank (mp.spawn then stops the other)."""
+    import datetime
+
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
+    # collectives give up after 2 minutes instead of gloo's 30: a rank that is gone never hangs the other
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE,
+                            timeout=datetime.timedelta(seconds=120))
     saves = []
-    real_save = train_module._save_atomic
+    real_save, real_adam = train_module._save_atomic, torch.optim.Adam
     train_module._save_atomic = lambda obj, path: (saves.append(path.name), real_save(obj, path))
     try:
-        result = scenario()
-        torch.save({**result, "saves": saves}, f"{out}/rank{rank}.pt")
+        for name, (scenario, sgd) in scenarios.items():
+            saves.clear()
+            GRADIENTS.clear()
+            torch.optim.Adam = _sgd if sgd else real_adam  # in this spawned rank only
+            try:
+                result = scenario()
+            finally:
+                torch.optim.Adam = real_adam
+            torch.save({**result, "saves": list(saves), "gradients": list(GRADIENTS)}, f"{out}/{name}.rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def _spawn(tmp_path, scenario) -> list[dict]:
-    mp.spawn(_rank, args=(str(tmp_path / "rendezvous"), str(tmp_path), scenario), nprocs=WORLD_SIZE, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+def _spawn(folder, scenarios: dict) -> None:
+    """Run ``scenarios`` (name -> (function, use _sgd for Adam)) in one group of two spawned ranks: one
+    process start and one rendezvous for all of them; each writes ``folder``/<name>.rank<k>.pt."""
+    context = mp.start_processes(_rank, args=(str(folder / "rendezvous"), str(folder), scenarios),
+                                 nprocs=WORLD_SIZE, join=False, start_method="spawn")
+    deadline = time.monotonic() + SPAWN_DEADLINE_S
+    try:
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the two ranks did not finish within {SPAWN_DEADLINE_S} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path, wait_s: float = SPAWN_DEADLINE_S + 120):
+    """Hold an exclusive lock on ``lock_path`` (waiting at most ``wait_s``: never hangs)."""
+    with open(lock_path, "w") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{lock_path} still locked after {wait_s} s")
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+SCENARIOS = ("per-item", "batched", "full", "resumed", "refused", "student")
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> dict:
+    """Every two-rank scenario of this module, run by one spawned group (each spawn costs ~5 s of process
+    start, torch import and rendezvous), once per session: under xdist the first worker to ask runs it
+    into the session's shared temporary folder and the others wait for it and read its files. The tests
+    below compare these results with single-process runs in their own process."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-of-<user>/pytest-<n>/: one per session, above each worker's own
+    folder = shared / "ddp-ranks"
+    with _exclusive(shared / "ddp-ranks.lock"):
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what an attempt that failed left behind
+            folder.mkdir()
+            _run_scenarios(folder)
+            (folder / "done").touch()
+    results = {name: [torch.load(folder / f"{name}.rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+               for name in SCENARIOS}
+    return {**results, "teacher": folder / "teacher"}
+
+
+def _run_scenarios(folder) -> None:
+    train_ds, val_ds = _datasets()
+    with pytest.MonkeyPatch.context() as patch:  # the student scenario's teacher, trained with _sgd
+        patch.setattr(torch.optim, "Adam", _sgd)
+        train(build_model("teacher", 3, 3, 4, seed=2), train_ds, _config(role="teacher", epochs=1), val_ds,
+              checkpoint_dir=folder / "teacher")
+    two = folder / "two"
+    scenarios = {
+        "per-item": (functools.partial(_two_rank_run, two / "per-item", False), True),
+        "batched": (functools.partial(_two_rank_run, two / "batched", True), True),
+        # the real optimiser; also the uninterrupted run that "resumed" must end equal to
+        "full": (functools.partial(_two_rank_run, two / "full", None), False),
+        "resumed": (functools.partial(_interrupted_then_resumed, two / "cut"), False),
+        "refused": (functools.partial(_refused_run, two / "refused"), False),
+        "student": (functools.partial(_student_on_rank, two / "student", folder / "teacher"), True),
+    }
+    assert tuple(scenarios) == SCENARIOS
+    _spawn(folder, scenarios)
 
 
 def _last(folder) -> dict:
@@ -112,12 +207,10 @@ def _outcome(result, folder) -> dict:
     return {"history": result.history, "last": _last(folder)["model"]}
 
 
-def _plain_and_interrupted(folder):
-    """Uninterrupted run into folder/full; folder/cut stopped after epoch 1, then resumed."""
-    full = _outcome(_run(folder / "full"), folder / "full")
-    assert _run(folder / "cut", stop_after=1) is None
-    resumed = _outcome(_run(folder / "cut"), folder / "cut")
-    return {"full": full, "resumed": resumed}
+def _interrupted_then_resumed(folder):
+    """A run stopped after epoch 1, then resumed (scenario "full" is the same run, uninterrupted)."""
+    assert _run(folder, stop_after=1) is None
+    return _outcome(_run(folder), folder)
 
 
 def _assert_same_gradients(a: list[torch.Tensor], b: list[torch.Tensor], tolerance: float = 2e-3) -> None:
@@ -128,46 +221,41 @@ def _assert_same_gradients(a: list[torch.Tensor], b: list[torch.Tensor], toleran
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["per-item", "batched"])
-def test_two_ranks_train_as_one_process(batched, tmp_path, monkeypatch):
+def test_two_ranks_train_as_one_process(batched, ranks, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim, "Adam", _sgd)
     GRADIENTS.clear()
     one = _outcome(_run(tmp_path / "one", batched_augmentation=batched), tmp_path / "one")
-    ranks = _spawn(tmp_path, functools.partial(_two_rank_run, tmp_path / "two", batched, sgd=True))
-    for got in ranks:  # every rank holds the same history, equal to one process's
+    two = ranks["batched" if batched else "per-item"]
+    for got in two:  # every rank holds the same history, equal to one process's
         _assert_same_history(got["history"], one["history"])
-    _assert_same_weights(ranks[0]["last"], one["last"])
-    _assert_same_weights(ranks[0]["weights"], ranks[1]["weights"], atol=0)
+    _assert_same_weights(two[0]["last"], one["last"])
+    _assert_same_weights(two[0]["weights"], two[1]["weights"], atol=0)
     # the gradients of the first epoch's steps: shares of 3 and 2 items, then of 1 item and none (later
     # steps start from weights that differ by rounding, which this toy network amplifies)
     for step in (0, 1):
-        _assert_same_gradients(ranks[0]["gradients"][step], GRADIENTS[step])
-    assert ranks[0]["saves"] and not ranks[1]["saves"]  # rank 0 alone writes checkpoints
+        _assert_same_gradients(two[0]["gradients"][step], GRADIENTS[step])
+    assert two[0]["saves"] and not two[1]["saves"]  # rank 0 alone writes checkpoints
 
 
-def test_two_ranks_with_adam_follow_one_process(tmp_path):
+def test_two_ranks_with_adam_follow_one_process(ranks, tmp_path):
     """The real optimiser: the same losses and validation Dice (weights: see _sgd)."""
     one = _outcome(_run(tmp_path / "one"), tmp_path / "one")
-    ranks = _spawn(tmp_path, functools.partial(_two_rank_run, tmp_path / "two", False))
-    _assert_same_history(ranks[0]["history"], one["history"], tolerance=1e-4)
+    _assert_same_history(ranks["full"][0]["history"], one["history"], tolerance=1e-4)
 
 
-def _two_rank_run(folder, batched, sgd=False):
-    if sgd:
-        torch.optim.Adam = _sgd  # in this spawned rank only
+def _two_rank_run(folder, batched):
     result = _run(folder, batched_augmentation=batched)
-    return {**_outcome(result, folder), "weights": result.model.state_dict(), "gradients": GRADIENTS}
+    return {**_outcome(result, folder), "weights": result.model.state_dict()}
 
 
-def test_interrupted_two_rank_run_resumes_to_identical_weights(tmp_path):
-    ranks = _spawn(tmp_path, functools.partial(_plain_and_interrupted, tmp_path))
-    for got in ranks:
-        _assert_same_weights(got["resumed"]["last"], got["full"]["last"], atol=0)
-        _assert_same_history(got["resumed"]["history"], got["full"]["history"])
+def test_interrupted_two_rank_run_resumes_to_identical_weights(ranks):
+    for full, resumed in zip(ranks["full"], ranks["resumed"], strict=True):
+        _assert_same_weights(resumed["last"], full["last"], atol=0)
+        _assert_same_history(resumed["history"], full["history"])
 
 
-def test_too_many_ranks_for_the_batch_fail_before_training(tmp_path):
-    ranks = _spawn(tmp_path, functools.partial(_refused_run, tmp_path / "refused"))
-    for got in ranks:
+def test_too_many_ranks_for_the_batch_fail_before_training(ranks):
+    for got in ranks["refused"]:
         assert "world size 2" in got["error"] and "batch_size 1" in got["error"]
         assert not got["saves"]
 
@@ -261,20 +349,17 @@ def test_gpus_are_checked_before_any_job(monkeypatch):
         rp._check_gpus(2)
 
 
-def test_two_ranks_distil_as_one_process(tmp_path, monkeypatch):
+def test_two_ranks_distil_as_one_process(ranks, tmp_path, monkeypatch):
     """A student: the frozen teacher (from its checkpoint) stays unwrapped and sees each rank's share.
     One epoch: the distillation term's larger gradients amplify rounding faster than the baseline's."""
     monkeypatch.setattr(torch.optim, "Adam", _sgd)
-    train_ds, val_ds = _datasets()
-    train(build_model("teacher", 3, 3, 4, seed=2), train_ds, _config(role="teacher", epochs=1), val_ds,
-          checkpoint_dir=tmp_path / "teacher")
     GRADIENTS.clear()
-    one = _outcome(_student(tmp_path / "one", tmp_path / "teacher"), tmp_path / "one")
-    ranks = _spawn(tmp_path, functools.partial(_student_on_rank, tmp_path / "two", tmp_path / "teacher"))
-    _assert_same_history(ranks[1]["history"], one["history"])
-    _assert_same_weights(ranks[0]["last"], one["last"])
+    one = _outcome(_student(tmp_path / "one", ranks["teacher"]), tmp_path / "one")
+    two = ranks["student"]
+    _assert_same_history(two[1]["history"], one["history"])
+    _assert_same_weights(two[0]["last"], one["last"])
     for step in (0, 1):
-        _assert_same_gradients(ranks[0]["gradients"][step], GRADIENTS[step])
+        _assert_same_gradients(two[0]["gradients"][step], GRADIENTS[step])
 
 
 def _student(folder, teacher):
@@ -284,5 +369,4 @@ def _student(folder, teacher):
 
 
 def _student_on_rank(folder, teacher):
-    torch.optim.Adam = _sgd  # in this spawned rank only
-    return {**_outcome(_student(folder, teacher), folder), "gradients": GRADIENTS}
+    return _outcome(_student(folder, teacher), folder)
