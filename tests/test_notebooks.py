@@ -36,7 +36,7 @@ TINY_PRESET = dict(preset="cpu", device="cpu",
                                   n_train=3, n_val=2, n_test=2, n_target=2))
 FAST = {
     "00_welcome": {},
-    "01_five_tasks": dict(image_size=48, n_cases=2, gallery_size=48),
+    "01_five_tasks": dict(image_size=48, n_cases=2, gallery_size=32),  # the gallery: ~220 panels
     "02_class_wise_mean": dict(image_size=48, n_cases=2),
     "03_teacher": TINY_PRESET,
     "04_distillation": TINY_PRESET,
