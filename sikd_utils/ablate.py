@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ablations as ab
-from .gpu_usage import GpuUsage
 from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
@@ -488,10 +487,7 @@ def ablate(settings: AblationSettings, log=_print) -> int:
             if not remaining[task]:
                 log(f"{task}: finished — results written to {_finish_task(settings, task)}")
 
-    with GpuUsage() as usage:  # how busy the jobs kept the GPU (nothing on a CPU)
-        run_jobs(_run_group_safely, [(settings, *job, deadline) for job in jobs], settings.workers, collect)
-    if usage.line():
-        log(usage.line())
+    run_jobs(_run_group_safely, [(settings, *job, deadline) for job in jobs], settings.workers, collect, log)
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
                           f"ablations of {', '.join(settings.tasks)} in {settings.results_dir}")

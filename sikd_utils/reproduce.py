@@ -397,10 +397,7 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
                 path = _finish_task(settings, task)
                 log(f"{task}: finished — results written to {path}")
 
-    with GpuUsage() as usage:  # how busy the jobs kept the GPU (nothing on a CPU)
-        run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect)
-    if usage.line():
-        log(usage.line())
+    run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect, log)
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
                           f"results of {', '.join(settings.tasks)} in {settings.results_dir}")
@@ -412,9 +409,17 @@ def outcome_detail(outcome: dict) -> str:
     return f" ({detail})" if detail else ""
 
 
-def run_jobs(run, jobs: list[tuple], workers: int, collect) -> None:
+def run_jobs(run, jobs: list[tuple], workers: int, collect, log=None) -> None:
     """``run(*job)`` for every job — here, or side by side in ``workers`` spawned processes — handing each
-    outcome to ``collect`` as it arrives (shared by ``reproduce`` and ``ablate``)."""
+    outcome to ``collect`` as it arrives (shared by ``reproduce`` and ``ablate``); then ``log`` gets how
+    busy the jobs kept the GPU (:mod:`sikd_utils.gpu_usage`; nothing on a CPU)."""
+    with GpuUsage() as usage:
+        _run_all(run, jobs, workers, collect)
+    if log is not None and usage.line():
+        log(usage.line())
+
+
+def _run_all(run, jobs: list[tuple], workers: int, collect) -> None:
     if workers == 1:
         for job in jobs:
             collect(run(*job))

@@ -29,9 +29,14 @@ PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a
            "than numbers from another scale.")
 
 
+def _command(out_dir: str) -> str:
+    """:data:`COMMAND`, naming ``out_dir`` where it is not the default."""
+    return COMMAND if out_dir == "runs" else f"{COMMAND} --out-dir {out_dir}"
+
+
 def pending(out_dir: str = "runs", tasks=None) -> str:
     """The pending note (``PENDING``), for some ``tasks`` only when given, its command naming ``out_dir``."""
-    text = PENDING if out_dir == "runs" else PENDING.replace(COMMAND, f"{COMMAND} --out-dir {out_dir}")
+    text = PENDING.replace(COMMAND, _command(out_dir))
     if tasks:
         text = text.replace("have not committed results yet", f"have not committed results for {', '.join(tasks)} yet")
         text = text.replace("nothing is shown here until then", "nothing is shown for them until then")
@@ -48,8 +53,7 @@ INTERIM = ("**Interim.** The run of {tasks} is not finished. The methods it has 
 
 def interim_note(tasks, out_dir: str = "runs") -> str:
     """:data:`INTERIM` for ``tasks``, its command naming ``out_dir`` (as :func:`pending` does)."""
-    command = COMMAND if out_dir == "runs" else f"{COMMAND} --out-dir {out_dir}"
-    return INTERIM.format(tasks=", ".join(tasks), command=command)
+    return INTERIM.format(tasks=", ".join(tasks), command=_command(out_dir))
 
 
 class Interim(NamedTuple):
@@ -78,17 +82,18 @@ def interim(tasks, parts_dir, preset: str = "gpu", seeds=None) -> Interim:
         scores.append(task_scores)
         training.append(task_training)
         notes[task] = f"(interim: {len(methods)} of {len(settings.methods())} methods finished)"
-        folder = _parts(settings, task, settings.config(task).seeds[0])
-        for method in methods:
-            for kind in ("provenance", "imported"):
-                path = folder / f"{method}.{kind}.json"
-                if path.exists():
-                    entry = json.loads(path.read_text())
-                    made.append({"task": task, "method": method, "commit": entry.get("commit"),
-                                 "device": entry.get("device", "(imported)"), "precision": entry.get("precision"),
-                                 "date": entry.get("date"),
-                                 "command": entry.get("command") or f"imported: the evidence run's "
-                                                                    f"`{entry.get('evidence_method')}`"})
+        folders = [_parts(settings, task, seed) for seed in settings.config(task).seeds]
+        for method in methods:  # seeds may come from different pieces: every distinct value is listed
+            entries = [json.loads(path.read_text()) for folder in folders for kind in ("provenance", "imported")
+                       if (path := folder / f"{method}.{kind}.json").exists()]
+            rows = [{"commit": e.get("commit"), "device": e.get("device", "(imported)"),
+                     "precision": e.get("precision"), "date": e.get("date"),
+                     "command": e.get("command") or f"imported: the evidence run's `{e.get('evidence_method')}`"}
+                    for e in entries]
+            if rows:
+                made.append({"task": task, "method": method,
+                             **{key: "; ".join(dict.fromkeys(str(r[key]) for r in rows if r[key] is not None))
+                                or None for key in rows[0]}})
     if not scores:
         return Interim(pd.DataFrame(), pd.DataFrame(), {}, pd.DataFrame())
     return Interim(pd.concat(scores, ignore_index=True), pd.concat(training, ignore_index=True), notes,
