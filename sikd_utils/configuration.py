@@ -360,9 +360,11 @@ def preset_config(preset: str, task: str, **overrides) -> ExperimentConfig:
     from .presets import preset_settings
 
     s = preset_settings(preset)
-    counts = s["n_volumes"] if get_task(task).spatial_dims == 3 else s["n_images"]
+    volumes = get_task(task).spatial_dims == 3
+    counts = s["n_volumes"] if volumes else s["n_images"]
+    teacher_epochs = (s.get("teacher_epochs_3d") if volumes else None) or s["teacher_epochs"]
     values = dict(task=task, image_size=s["image_size"], base_channels=s["base_channels"], epochs=s["epochs"],
-                  teacher_epochs=s["teacher_epochs"], batch_size=s["batch_size"], seeds=tuple(s["seeds"]),
+                  teacher_epochs=teacher_epochs, batch_size=s["batch_size"], seeds=tuple(s["seeds"]),
                   severities=tuple(float(v) for v in s["severities"]),
                   **dict(zip(COUNT_FIELDS, counts)))
     return ExperimentConfig(**{**values, **overrides})

@@ -32,15 +32,15 @@ def gate_flags(training: pd.DataFrame) -> dict:
 def earlier_preset_notes(provenance: dict, preset: str = "gpu") -> dict:
     """``task -> note`` for committed tasks trained with other teacher/student lengths than ``preset``
     now has (an earlier version of the preset): shown beside the task's name until their rerun lands."""
-    from .presets import preset_settings
+    from .configuration import preset_config
 
-    now = preset_settings(preset)
     notes = {}
     for task, entry in (provenance or {}).get("tasks", {}).items():
         if entry.get("preset") != preset:
             continue
+        now = preset_config(preset, task)
         was = (entry.get("epochs"), entry.get("teacher_epochs"))
-        if was != (now["epochs"], now["teacher_epochs"] or now["epochs"]):
+        if was != (now.epochs, now.teacher_epochs or now.epochs):
             notes[task] = f"(teacher trained {was[1]} epochs, an earlier {preset} preset; rerun pending)"
     return notes
 

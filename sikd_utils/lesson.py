@@ -11,16 +11,12 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from .data.tasks import get_task
+from .configuration import preset_config
 from .experiment import ExperimentConfig, Splits, train_roles
-from .presets import preset_settings
+from .stats import GATE_MARGIN
 
 __all__ = ["GATE_MARGIN", "lesson_config", "train_or_reload", "teacher_gate", "scale_note", "compare_sentence",
            "learning_sentence"]
-
-# the teacher gate: a teacher is trusted when its validation Dice on mean images is at least the
-# baseline's validation Dice on raw images minus this margin
-GATE_MARGIN = 0.02
 
 
 def lesson_config(preset: str, task: str = "cardiac", seed: int = 0, device: str = "auto",
@@ -30,17 +26,11 @@ def lesson_config(preset: str, task: str = "cardiac", seed: int = 0, device: str
     Case counts come from the preset (volumes for 3D tasks, images for 2D ones), so a notebook never
     needs placeholder values for test sets it does not use.
     """
-    settings = preset_settings(preset)
-    counts = settings["n_volumes"] if get_task(task).spatial_dims == 3 else settings["n_images"]
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    fields = {k: v for k, v in settings.items() if k in known}  # other keys serve other tools
-    fields.update(task=task, seeds=(int(seed),), device=device, out_dir=output_dir,
-                  **dict(zip(("n_train", "n_val", "n_test", "n_target"), counts)))
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"overrides {unknown} are not experiment settings; expected some of {sorted(known)}")
-    fields.update(overrides)
-    return ExperimentConfig(**fields)
+    return preset_config(preset, task, seeds=(int(seed),), device=device, out_dir=output_dir, **overrides)
 
 
 def _finished_epochs(folder: Path) -> int:

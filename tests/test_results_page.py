@@ -162,3 +162,16 @@ def test_earlier_preset_is_noted():
                       "polyp": {"preset": "tiny", "epochs": 5, "teacher_epochs": 5}}}
     notes = evidence.earlier_preset_notes(prov, "gpu")
     assert list(notes) == ["cardiac"] and "1 epochs" in notes["cardiac"] and "rerun pending" in notes["cardiac"]
+
+
+def test_3d_tasks_take_their_own_teacher_length_and_older_runs_are_noted():
+    from sikd_utils.configuration import preset_config
+    from sikd_utils.presets import PRESETS
+
+    gpu = PRESETS["gpu"]
+    assert preset_config("gpu", "cardiac").teacher_epochs == gpu["teacher_epochs_3d"] != gpu["teacher_epochs"]
+    assert preset_config("gpu", "polyp").teacher_epochs == gpu["teacher_epochs"]
+    assert preset_config("cpu", "cardiac").teacher_epochs == PRESETS["cpu"]["teacher_epochs"]  # no 3D override
+    same = {"preset": "gpu", "epochs": gpu["epochs"], "teacher_epochs": gpu["teacher_epochs"]}
+    notes = evidence.earlier_preset_notes({"tasks": {"cardiac": same, "polyp": same}}, "gpu")
+    assert list(notes) == ["cardiac"] and f"{gpu['teacher_epochs']} epochs" in notes["cardiac"]
