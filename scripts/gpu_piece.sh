@@ -23,7 +23,7 @@ export SIKD_COMMIT=${SIKD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || ec
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog
 mkdir -p /tmp/mps /tmp/mpslog "$out"
 if command -v nvidia-cuda-mps-control >/dev/null; then
-    pgrep -x nvidia-cuda-mps-control >/dev/null || setsid nvidia-cuda-mps-control -d
+    pgrep -f nvidia-cuda-mps-control >/dev/null || setsid nvidia-cuda-mps-control -d
 fi
 pids=()
 n=0
