@@ -8,6 +8,8 @@
 #   bash scripts/gpu_piece.sh OUT MINUTES "reproduce --preset gpu --tasks cardiac --workers 5" \
 #                                         "ablate --preset gpu --tasks fundus abdomen --workers 5"
 #
+# A command may carry its own --max-minutes (e.g. a neighbour that should stop when the main command
+# will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
 # Run it again (same commands) to continue: finished work is reused. Checkpoints of unfinished networks
 # live in runs/ and are lost with the machine, so keep the pieces of one session back to back.
 set -uo pipefail
@@ -29,8 +31,10 @@ pids=()
 n=0
 for command in "$@"; do
     n=$((n + 1))
+    read -r sub rest <<< "$command"
+    # the piece's limit first, so a --max-minutes of the command's own (later on the line) wins
     # shellcheck disable=SC2086  # each command is a word list on purpose
-    python3 -m sikd_utils $command --max-minutes "$minutes" > "$out/run$n.log" 2>&1 &
+    python3 -m sikd_utils $sub --max-minutes "$minutes" $rest > "$out/run$n.log" 2>&1 &
     pids+=($!)
 done
 status=0

@@ -50,8 +50,10 @@ Measured on 2026-12-01 (three pieces of fundus beside the cardiac evidence rerun
 H200 with MPS): 3.3–3.6 s per plain epoch and 4.6 s per distilled one, as assumed; the GPU is the limit,
 not the process count: five processes took 1.6–1.8 s per epoch each, the same ~3 fundus epochs/s in all
 (``nvidia-smi dmon``: SM busy 100 % in most samples). A SIKD group (its teacher, 7 students, their
-testing) took ~15 min per seed, so it must start early in a session: its teacher's checkpoints do not
-outlive the warm machine.
+testing) took ~15 min per seed in one process, so it had to start early in a session: its teacher's
+checkpoints do not outlive the warm machine. Since then a group fans out (:func:`lead_and_followers`): once
+its teacher and first student are done, its other students are jobs of their own, side by side, and they
+start before any group still waiting (:func:`~sikd_utils.reproduce.run_jobs`), so begun groups finish first.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "evidence_mismatches", "finished_methods", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -141,6 +143,33 @@ def job_groups(settings: AblationSettings, task: str) -> list[list[str]]:
         role, overrides = ab.units(method)[0]
         groups.setdefault((role, ab.role_config(config, role, overrides).run_key(tag)), []).append(method)
     return sorted(groups.values(), key=lambda g: -sum(_epochs(config, m) for m in g))
+
+
+def lead_and_followers(settings: AblationSettings, task: str, seed: int, group: list[str]) -> tuple[list[str], list[list[str]]]:
+    """One (task, seed) group as the job that trains its shared network and the jobs that only reuse it.
+
+    The lead is the group's first unfinished method: it trains the shared teacher and its own student. Every
+    other unfinished method needs only its student then, so it is a job of its own that reloads the teacher
+    from the run folder, and a group's students train side by side instead of one after another (a 3D SIKD
+    group, teacher 160 epochs and 7 students in turn, outlasts a session's GPU time). Methods whose later
+    networks are the same stay in one job, so nothing is trained twice. Without a run folder (``out_dir``
+    None) nothing could be reloaded, and the group stays one job.
+    """
+    todo = [m for m in group if not _method_done(settings, task, seed, m)]
+    if len(todo) <= 1 or settings.out_dir is None:
+        return (todo or list(group)), []
+    config = settings.config(task)
+    tag = _data_tag(config)
+    followers: list[tuple[set, list[str]]] = []
+    for method in todo[1:]:
+        later = {(role, ab.role_config(config, role, o).run_key(tag)) for role, o in ab.units(method)[1:]}
+        shared = next((job for job in followers if job[0] & later), None)
+        if shared is None:
+            followers.append((later, [method]))
+        else:
+            shared[0].update(later)
+            shared[1].append(method)
+    return [todo[0]], [methods for _, methods in followers]
 
 
 def _validated_on(role: str, train_config) -> str:
@@ -473,10 +502,16 @@ def ablate(settings: AblationSettings, log=_print) -> int:
             log(f"{task}: ablations already in {settings.results_dir} — skipped")
         elif settings.evidence_dir is not None:  # what the evidence run measured is not trained again
             import_evidence(settings, task, settings.evidence_dir, log=log)
-    jobs = [(task, seed, group) for task in pending for group in job_groups(settings, task)
-            for seed in settings.config(task).seeds]
-    jobs.sort(key=lambda j: -sum(_epochs(settings.config(j[0]), m) for m in j[2]))  # longest first
-    remaining = {task: {(s, tuple(g)) for t, s, g in jobs if t == task} for task in pending}
+    groups = [(task, seed, group) for task in pending for group in job_groups(settings, task)
+              for seed in settings.config(task).seeds]
+    groups.sort(key=lambda j: -sum(_epochs(settings.config(j[0]), m) for m in j[2]))  # longest first
+    remaining = {task: set() for task in pending}  # (seed, method) not yet done
+    jobs, followers = [], {}
+    for task, seed, group in groups:
+        lead, then = lead_and_followers(settings, task, seed, group)
+        jobs.append((settings, task, seed, lead, deadline))
+        followers[(task, seed, tuple(lead))] = then
+        remaining[task].update((seed, m) for m in [*lead, *(m for job in then for m in job)])
     outcomes = []
 
     def collect(outcome):
@@ -484,12 +519,14 @@ def ablate(settings: AblationSettings, log=_print) -> int:
         task, seed, group = outcome["task"], outcome["seed"], tuple(outcome["group"])
         log(f"{task} seed {seed} [{', '.join(group)}]: {outcome['status']}{outcome_detail(outcome)} "
             f"[{(time.time() - start) / 60:.1f} min]")
-        if outcome["status"] == "done":
-            remaining[task].discard((seed, group))
-            if not remaining[task]:
-                log(f"{task}: finished — results written to {_finish_task(settings, task)}")
+        if outcome["status"] != "done":
+            return []  # its followers wait for the next piece
+        remaining[task].difference_update((seed, m) for m in group)
+        if not remaining[task]:
+            log(f"{task}: finished — results written to {_finish_task(settings, task)}")
+        return [(settings, task, seed, methods, deadline) for methods in followers.pop((task, seed, group), [])]
 
-    run_jobs(_run_group_safely, [(settings, *job, deadline) for job in jobs], settings.workers, collect, log)
+    run_jobs(_run_group_safely, jobs, settings.workers, collect, log)
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
                           f"ablations of {', '.join(settings.tasks)} in {settings.results_dir}")
@@ -515,7 +552,9 @@ def add_arguments(parser) -> None:
                              "carry a half-done task to the next session)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
-    parser.add_argument("--workers", type=int, default=1, help="(task, seed, group) jobs run side by side as processes")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="jobs run side by side as processes (methods sharing a teacher: the teacher with "
+                             "one student first, then each other student as a job of its own)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
     parser.add_argument("--evidence-dir", default="book/results",

@@ -37,7 +37,8 @@ import pickle
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -412,7 +413,11 @@ def outcome_detail(outcome: dict) -> str:
 def run_jobs(run, jobs: list[tuple], workers: int, collect, log=None) -> None:
     """``run(*job)`` for every job — here, or side by side in ``workers`` spawned processes — handing each
     outcome to ``collect`` as it arrives (shared by ``reproduce`` and ``ablate``); then ``log`` gets how
-    busy the jobs kept the GPU (:mod:`sikd_utils.gpu_usage`; nothing on a CPU)."""
+    busy the jobs kept the GPU (:mod:`sikd_utils.gpu_usage`; nothing on a CPU).
+
+    ``collect`` may return further jobs (those that needed the finished one, e.g. students of a teacher just
+    trained): they start before the jobs still waiting, so work that was begun is finished first — what a
+    time-limited piece leaves unfinished is then as little as possible."""
     with GpuUsage() as usage:
         _run_all(run, jobs, workers, collect)
     if log is not None and usage.line():
@@ -420,16 +425,22 @@ def run_jobs(run, jobs: list[tuple], workers: int, collect, log=None) -> None:
 
 
 def _run_all(run, jobs: list[tuple], workers: int, collect) -> None:
+    waiting = deque(jobs)
     if workers == 1:
-        for job in jobs:
-            collect(run(*job))
+        while waiting:
+            waiting.extendleft(reversed(collect(run(*waiting.popleft())) or ()))
         return
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for future in as_completed([pool.submit(run, *job) for job in jobs]):
-            collect(future.result())
+        running = set()
+        while waiting or running:
+            while waiting and len(running) < workers:  # never more in flight than workers: the rest can wait
+                running.add(pool.submit(run, *waiting.popleft()))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                waiting.extendleft(reversed(collect(future.result()) or ()))
 
 
 def closing_status(outcomes: list[dict], unfinished: list[str], start: float, log, done: str) -> int:

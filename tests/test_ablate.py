@@ -136,9 +136,14 @@ def evidence_and_ablation(tmp_path_factory):
     trained, tested = [], []
     train_roles, evaluate_methods = orchestration.train_roles, orchestration.evaluate_methods
 
-    def counting_train(config, splits, roles, seed, **kw):
-        trained.extend(roles)
-        return train_roles(config, splits, roles, seed, **kw)
+    def counting_train(config, splits, roles, seed, callbacks=(), **kw):
+        # counts roles that trained an epoch here: one reloaded from its run folder (the shared teacher, for
+        # a student that runs as a job of its own) trains none; ablate asks for one role at a time
+        epochs = []
+        results = train_roles(config, splits, roles, seed, callbacks=(*callbacks, epochs.append), **kw)
+        if epochs:
+            trained.extend(roles)
+        return results
 
     def counting_eval(models, *args, **kw):
         tested.extend(models)
@@ -211,3 +216,34 @@ def test_evidence_at_another_precision_is_not_imported(evidence_and_ablation, tm
     (copy / "provenance.json").write_text(json.dumps(prov))
     assert ar.evidence_mismatches(settings, "polyp", str(copy)) == [
         "precision 'bf16 autocast, channels-last' in the evidence, 'fp32' here"]
+
+
+def test_a_group_fans_out_after_its_lead(finished, tmp_path):
+    """The lead trains the shared teacher; each other unfinished method is a job of its own reusing it."""
+    import dataclasses
+
+    settings, _, _ = finished
+    group = ["sikd", "lambda_4", "lambda_1", "lambda_0.5"]
+    fresh = dataclasses.replace(settings, results_dir=str(tmp_path / "nothing"), parts_dir=None)
+    assert ar.lead_and_followers(fresh, "polyp", 0, group) == (["sikd"], [["lambda_4"], ["lambda_1"], ["lambda_0.5"]])
+    # in the finished run sikd and lambda_4 are done: the first unfinished method leads
+    assert ar.lead_and_followers(settings, "polyp", 0, group) == (["lambda_1"], [["lambda_0.5"]])
+    assert ar.lead_and_followers(settings, "polyp", 0, ["sikd", "lambda_4"]) == (["sikd", "lambda_4"], [])
+    no_folder = dataclasses.replace(fresh, out_dir=None)  # nothing to reload from: one job
+    assert ar.lead_and_followers(no_folder, "polyp", 0, group) == (group, [])
+
+
+def test_jobs_a_finished_job_asks_for_run_before_those_waiting():
+    from sikd_utils.reproduce import run_jobs
+
+    seen = []
+
+    def collect(outcome):
+        seen.append(outcome)
+        return [(-10,), (-11,)] if outcome == 1 else []
+
+    run_jobs(abs, [(-1,), (-2,), (-3,)], 1, collect)
+    assert seen == [1, 10, 11, 2, 3]
+    seen.clear()
+    run_jobs(abs, [(-1,), (-2,), (-3,)], 2, collect)  # processes: every job and follow-up runs once
+    assert sorted(seen) == [1, 2, 3, 10, 11]

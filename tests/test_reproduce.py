@@ -148,3 +148,22 @@ def test_mps_hint_only_when_workers_share_a_gpu_without_the_daemon():
     assert mps_hint(4, 0, cuda=False, mps_running=False) is None  # CPU workers: nothing to share
     assert mps_hint(2, 2, cuda=True, mps_running=False) is None  # one worker per GPU
     assert mps_hint(4, 2, cuda=True, mps_running=False) is not None
+
+
+def test_gpu_piece_lets_a_command_keep_its_own_time_limit(tmp_path):
+    """scripts/gpu_piece.sh gives every command the piece's --max-minutes, unless the command names its own."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = (f"reproduce --preset tiny --tasks polyp --seeds 0 --device cpu --out-dir {tmp_path / 'runs'} "
+               f"--results-dir {tmp_path / 'results'} --max-minutes 0.01")
+    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out"), "9", command], cwd=root,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    log = (tmp_path / "out" / "run1.log").read_text()
+    assert done.returncode == rp.EXIT_UNFINISHED, done.stdout + done.stderr + log
+    assert "stopped (start" in log and "UNFINISHED" in log  # 0.01 min won, not the piece's 9
+    assert (tmp_path / "out" / "piece.tgz").stat().st_size > 0
