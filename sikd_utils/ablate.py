@@ -53,7 +53,7 @@ not the process count: five processes took 1.6–1.8 s per epoch each, the same 
 testing) took ~15 min per seed in one process, so it had to start early in a session: its teacher's
 checkpoints do not outlive the warm machine. Since then a group fans out (:func:`lead_and_followers`): once
 its teacher and first student are done, its other students are jobs of their own, side by side, and they
-start before any group still waiting (:func:`~sikd_utils.reproduce.run_jobs`), so begun groups finish first.
+start before any group still waiting (``reproduce.run_jobs``), so begun groups finish first.
 """
 
 from __future__ import annotations

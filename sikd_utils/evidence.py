@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .metrics import mean_ci
 from .reproduce import load_results
 
 __all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "earlier_preset_notes",
-           "load_teacher_scan", "teacher_length_table", "PENDING"]
+           "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect",
+           "teacher_length_sentences", "PENDING"]
 
 PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
            "results for this task yet; nothing is shown for it rather than a number from another scale.")
@@ -85,6 +87,53 @@ def teacher_length_table(training: pd.DataFrame, provenance: dict, scan: pd.Data
     order = {task: i for i, task in enumerate(tasks)}
     return table.sort_values(["task", "planned epochs", "run"], key=lambda c: c.map(order) if c.name == "task" else c,
                              kind="stable").reset_index(drop=True)
+
+
+def load_teacher_length_runs(results_dir) -> pd.DataFrame | None:
+    """``teacher_length_runs.csv`` (every committed evidence run per task and teacher length, one row per
+    seed; written by ``scripts/teacher_length_runs.py`` from the git history), or None where absent."""
+    from pathlib import Path
+
+    path = Path(results_dir) / "teacher_length_runs.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def teacher_length_effect(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and teacher length: the teachers (mean validation Dice, seeds passing the gate) and
+    SIKD − baseline in Dice points ± 95 % CI on the clean source and the severity-averaged target, paired
+    by seed as on the rest of the page — does a better teacher close the gap?"""
+    rows = []
+    for (task, epochs), group in runs.groupby(["task", "teacher_epochs"], sort=False):
+        clean = mean_ci((group["sikd_clean"] - group["baseline_clean"]).tolist())
+        target = mean_ci((group["sikd_target"] - group["baseline_target"]).tolist())
+        rows.append({"task": task, "teacher epochs": int(epochs), "code commit": group["code_commit"].iloc[0],
+                     "seeds": len(group), "teacher": group["teacher_val"].mean(),
+                     "baseline": group["baseline_val"].mean(),
+                     "passes": f"{int(group['teacher_pass'].astype(bool).sum())}/{len(group)}",
+                     "Δ clean": 100 * clean[0], "± clean": 100 * clean[1],
+                     "Δ target": 100 * target[0], "± target": 100 * target[1]})
+    return pd.DataFrame(rows, columns=["task", "teacher epochs", "code commit", "seeds", "teacher", "baseline",
+                                       "passes", "Δ clean", "± clean", "Δ target", "± target"])
+
+
+def teacher_length_sentences(effect: pd.DataFrame) -> list[str]:
+    """One generated sentence per task run at more than one teacher length, from :func:`teacher_length_effect`."""
+    from .data.tasks import TASKS
+
+    lines = []
+    for task, group in effect.groupby("task", sort=False):
+        if len(group) < 2:
+            continue
+        group = group.sort_values("teacher epochs")
+        arrow = " → ".join
+        lines.append(
+            f"**{TASKS[task].title if task in TASKS else task}**: teachers of "
+            f"{arrow(str(e) for e in group['teacher epochs'])} epochs reach "
+            f"{arrow(f'{v:.3f}' for v in group['teacher'])} (gate passed by {arrow(group['passes'])} seeds); "
+            f"SIKD − baseline goes {arrow(f'{d:+.2f} ± {h:.2f}' for d, h in zip(group['Δ clean'], group['± clean']))} "
+            f"points in-domain and {arrow(f'{d:+.1f} ± {h:.1f}' for d, h in zip(group['Δ target'], group['± target']))}"
+            " on the target.")
+    return lines
 
 
 def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -175,3 +175,77 @@ def test_3d_tasks_take_their_own_teacher_length_and_older_runs_are_noted():
     same = {"preset": "gpu", "epochs": gpu["epochs"], "teacher_epochs": gpu["teacher_epochs"]}
     notes = evidence.earlier_preset_notes({"tasks": {"cardiac": same, "polyp": same}}, "gpu")
     assert list(notes) == ["cardiac"] and f"{gpu['teacher_epochs']} epochs" in notes["cardiac"]
+
+
+def _teacher_length_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("teacher_length_runs", ROOT / "scripts" / "teacher_length_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_teacher_length_runs_hold_the_current_runs_and_their_effect_is_recomputed():
+    """The committed history has every task's current run as its files say it, and the page's
+    'does a better teacher close the gap?' numbers equal a recomputation by hand."""
+    runs = evidence.load_teacher_length_runs(COMMITTED)
+    scores, training, prov = evidence.load_results(COMMITTED)
+    if runs is None:
+        assert not len(scores)
+        return
+    script = _teacher_length_script()
+    for task, entry in prov["tasks"].items():
+        expected = pd.DataFrame(script.version_rows(task, entry, scores[scores.task == task],
+                                                    training[training.task == task], "now"))
+        got = runs[(runs.task == task) & (runs.teacher_epochs == entry["teacher_epochs"])
+                   & (runs.code_commit == entry["commit"])]
+        assert len(got) == len(entry["seeds"]), f"{task}: rerun scripts/teacher_length_runs.py after committing"
+        numbers = [c for c in script.COLUMNS if c.endswith(("_val", "_clean", "_target"))]
+        assert np.allclose(got[numbers].to_numpy(float), expected[numbers].to_numpy(float), equal_nan=True), task
+    effect = evidence.teacher_length_effect(runs)
+    for r in effect.itertuples(index=False):
+        group = runs[(runs.task == r.task) & (runs.teacher_epochs == r[1])]
+        assert (r.teacher, r.passes) == (pytest.approx(group.teacher_val.mean()),
+                                         f"{int(group.teacher_pass.sum())}/{len(group)}")
+        for kind, (delta, half) in {"clean": (r[7], r[8]), "target": (r[9], r[10])}.items():
+            mean, h = ci(group[f"sikd_{kind}"] - group[f"baseline_{kind}"])
+            assert (delta, half) == (pytest.approx(100 * mean), pytest.approx(100 * h))
+    lines = evidence.teacher_length_sentences(effect)
+    assert len(lines) == int((effect.groupby("task").size() > 1).sum())
+
+
+def test_teacher_length_history_reads_every_committed_run(tmp_path):
+    """scripts/teacher_length_runs.py finds each gpu-preset run of a task in git history, once."""
+    import io
+    import json
+    import subprocess
+
+    script = _teacher_length_script()
+    repo = tmp_path / "repo"
+    folder = repo / "book" / "results"
+
+    def commit(teacher_epochs, run_key, seed, preset="gpu"):
+        write_fake_results(folder, tasks=("polyp",), seed=seed)  # a rerun: new numbers
+        prov = json.loads((folder / "provenance.json").read_text())
+        prov["tasks"]["polyp"].update(preset=preset, teacher_epochs=teacher_epochs, epochs=4, run_key=run_key,
+                                      commit=f"code{teacher_epochs}")
+        (folder / "provenance.json").write_text(json.dumps(prov))
+        for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", run_key]):
+            subprocess.run(["git", *args], cwd=repo, check=True)
+
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    commit(40, "a", seed=1)
+    commit(80, "b", seed=2)
+    commit(80, "b", seed=3)  # the same run gathered again: counted once, from the later commit
+    commit(5, "c", seed=4, preset="cpu")  # another scale: left out
+    runs = script.history(repo)
+    assert sorted(set(zip(runs.teacher_epochs, runs.code_commit))) == [(40, "code40"), (80, "code80")]
+    assert len(runs) == 2 * 3 and list(runs.columns) == script.COLUMNS
+    shown = subprocess.run(["git", "show", "HEAD~1:book/results/polyp_training.csv"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout
+    latest = pd.read_csv(io.StringIO(shown))
+    teachers = latest[latest.role == "teacher"].sort_values("seed").best_val_dice.to_numpy()
+    assert np.allclose(runs[runs.teacher_epochs == 80].sort_values("seed").teacher_val, teachers)
+    assert runs.teacher_pass.dtype == bool
