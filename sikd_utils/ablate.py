@@ -44,7 +44,8 @@ raw teacher's 80 plus the control's 20 (100 × 3.3 + 20 × 4.8 ≈ 430 s for fun
 and 2 of the 15 methods' testing: ≈ 46 + 29 min instead of 54 + 33, about 1 h 25 min in all. SIKD is
 not imported: its student is retrained with the teacher the λ, layer and method variants share.
 Since then the 3D tasks' teachers train 160 epochs: abdomen's five trained teachers add 5 × 80 plain
-epochs per seed, ≈ 1,600 s more (≈ 85 min of one process per seed instead of 58).
+epochs per seed, ≈ 1,600 s more (≈ 85 min of one process per seed instead of 58), ≈ 13 min more over 10
+processes: about 1 h 40 min of one H200 in all.
 
 Measured on 2026-12-01 (three pieces of fundus beside the cardiac evidence rerun, 10 processes on one
 H200 with MPS): 3.3–3.6 s per plain epoch and 4.6 s per distilled one, as assumed; the GPU is the limit,
