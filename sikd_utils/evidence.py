@@ -15,7 +15,7 @@ from .metrics import mean_ci
 from .reproduce import load_results
 
 __all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "earlier_preset_notes",
-           "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect",
+           "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect", "fingerprint_sentences",
            "teacher_length_sentences", "PENDING"]
 
 PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
@@ -191,6 +191,29 @@ def control_table(scores: pd.DataFrame) -> pd.DataFrame:
             rows.append({"task": r.task, "test set": r.family, "comparison": label, "delta": 100 * r.delta,
                          "ci": 100 * r.delta_ci, "wins": f"{r.wins}/{r.n_seeds}"})
     return pd.DataFrame(rows, columns=["task", "test set", "comparison", "delta", "ci", "wins"])
+
+
+def fingerprint_sentences(fingerprint: pd.DataFrame, families_named: int = 2) -> list[str]:
+    """Per task, the heat-map in words: in how many shifted (family, severity) cells SIKD gains, loses or
+    ties (the rule of the heat-maps: a CI clear of zero), and the families where it does worst and best,
+    by SIKD − baseline averaged over their severities, in points (``fingerprint``: :func:`page_tables`')."""
+    from .data.tasks import TASKS
+
+    lines = []
+    for task, cells in fingerprint[fingerprint["family"] != "clean"].groupby("task", sort=False):
+        counts = cells["outcome"].value_counts()
+        by_family = (100 * cells.groupby("family", sort=False)["delta"].mean()).sort_values()
+
+        def named(series):
+            return ", ".join(f"{family} ({delta:+.1f})" for family, delta in series.items())
+
+        worst = by_family[by_family < 0].head(families_named)
+        best = by_family[by_family > 0].iloc[::-1].head(families_named)
+        lines.append(f"**{TASKS[task].title if task in TASKS else task}** — of {len(cells)} shifted test sets, "
+                     f"SIKD gains on {counts.get('gain', 0)}, loses on {counts.get('loss', 0)} and ties on "
+                     f"{counts.get('tie', 0)}; worst families: {named(worst) or 'none'}; best: "
+                     f"{named(best) or 'none'} (points, averaged over severities).")
+    return lines
 
 
 def verdict_sentences(verdicts: pd.DataFrame, notes: dict | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from scipy import stats as st
 
 from fake_results import write_fake_results
 from sikd_utils import evidence
+from sikd_utils.data.tasks import TASKS
 from sikd_utils.paper import FIG1
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,12 @@ def check_page(folder):
             assert r.delta == pytest.approx(m) and r.delta_ci == pytest.approx(h, nan_ok=True)
             assert r.significant == (m - h > 0 or m + h < 0)
             checked += 1
+        shifted = [outcome(*ci(paired(scores, task, f, v, "sikd", "baseline"))) for f, v in
+                   scores[(scores.task == task) & (scores.family != "clean")][["family", "severity"]]
+                   .drop_duplicates().itertuples(index=False)]
+        said = [line for line in evidence.fingerprint_sentences(tables["fingerprint"]) if TASKS[task].title in line]
+        assert len(said) == 1 and (f"of {len(shifted)} shifted test sets, SIKD gains on {shifted.count('gain')}, "
+                                   f"loses on {shifted.count('loss')} and ties on {shifted.count('tie')}") in said[0]
         for r in tables["curves"][tables["curves"].task == task].itertuples():
             rows = rows_of(scores, task=task, family=r.family, severity=r.severity, method=r.method)
             m, h = ci(rows.dice)
