@@ -10,8 +10,9 @@
 #
 # A command may carry its own --max-minutes (e.g. a neighbour that should stop when the main command
 # will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
-# Run it again (same commands) to continue: finished work is reused. Checkpoints of unfinished networks
-# live in runs/ and are lost with the machine, so keep the pieces of one session back to back.
+# Run it again (same commands) to continue: finished work is reused. Take each piece into the caller's
+# checkout with scripts/take_piece.py (it copies what the piece finished and nothing older). Checkpoints
+# of unfinished networks live in runs/ and are lost with the machine, so keep a session's pieces back to back.
 set -uo pipefail
 out=$1 minutes=$2
 shift 2
@@ -27,6 +28,13 @@ mkdir -p /tmp/mps /tmp/mpslog "$out"
 if command -v nvidia-cuda-mps-control >/dev/null; then
     pgrep -f nvidia-cuda-mps-control >/dev/null || setsid nvidia-cuda-mps-control -d
 fi
+# The device's copy of the tree is refreshed from the caller's at every call, which removes files the caller
+# does not have: the ablation part files a piece finished would be gone in the next piece (their methods
+# then tested again). runs/ is ignored, so it stays between calls of one machine: keep the parts there and
+# put back what the tree lacks (files sent from the caller stay as they are).
+keep=${SIKD_PIECE_KEEP:-runs/piece-keep/ablation-parts}
+parts=${SIKD_PIECE_PARTS:-book/results/ablations/parts}
+if [ -d "$keep" ]; then mkdir -p "$parts" && cp -rn "$keep/." "$parts/"; fi
 pids=()
 n=0
 for command in "$@"; do
@@ -41,4 +49,5 @@ status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 for log in "$out"/run*.log; do echo "== $log"; tail -4 "$log"; done
 tar czf "$out/piece.tgz" book/results
+if [ -d "$parts" ]; then rm -rf "$keep" && mkdir -p "$keep" && cp -r "$parts/." "$keep/"; fi
 exit $status

@@ -150,8 +150,9 @@ def test_mps_hint_only_when_workers_share_a_gpu_without_the_daemon():
     assert mps_hint(4, 2, cuda=True, mps_running=False) is not None
 
 
-def test_gpu_piece_lets_a_command_keep_its_own_time_limit(tmp_path):
-    """scripts/gpu_piece.sh gives every command the piece's --max-minutes, unless the command names its own."""
+def test_gpu_piece_keeps_a_commands_own_time_limit_and_earlier_parts(tmp_path):
+    """scripts/gpu_piece.sh gives every command the piece's --max-minutes, unless the command names its own,
+    and puts back the part files an earlier piece on the same machine finished."""
     import os
     import subprocess
     import sys
@@ -160,10 +161,25 @@ def test_gpu_piece_lets_a_command_keep_its_own_time_limit(tmp_path):
     root = Path(__file__).resolve().parents[1]
     command = (f"reproduce --preset tiny --tasks polyp --seeds 0 --device cpu --out-dir {tmp_path / 'runs'} "
                f"--results-dir {tmp_path / 'results'} --max-minutes 0.01")
-    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out"), "9", command], cwd=root,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    log = (tmp_path / "out" / "run1.log").read_text()
-    assert done.returncode == rp.EXIT_UNFINISHED, done.stdout + done.stderr + log
-    assert "stopped (start" in log and "UNFINISHED" in log  # 0.01 min won, not the piece's 9
-    assert (tmp_path / "out" / "piece.tgz").stat().st_size > 0
+    parts, keep = tmp_path / "parts", tmp_path / "keep"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "SIKD_PIECE_PARTS": str(parts), "SIKD_PIECE_KEEP": str(keep)}
+
+    def piece():
+        done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out"), "9", command], cwd=root,
+                              capture_output=True, text=True, timeout=120, env=env)
+        log = (tmp_path / "out" / "run1.log").read_text()
+        assert done.returncode == rp.EXIT_UNFINISHED, done.stdout + done.stderr + log
+        assert "stopped (start" in log and "UNFINISHED" in log  # 0.01 min won, not the piece's 9
+        assert (tmp_path / "out" / "piece.tgz").stat().st_size > 0
+
+    (parts / "fundus").mkdir(parents=True)
+    (parts / "fundus" / "finished.csv").write_text("a part a piece finished\n")
+    piece()
+    # the next call's fresh copy of the tree lacks it (the caller never had it) but has one of its own
+    (parts / "fundus" / "finished.csv").unlink()
+    (parts / "fundus" / "sent.csv").write_text("sent by the caller\n")
+    (keep / "fundus" / "sent.csv").write_text("an older copy\n")
+    piece()
+    assert (parts / "fundus" / "finished.csv").read_text() == "a part a piece finished\n"  # put back
+    assert (parts / "fundus" / "sent.csv").read_text() == "sent by the caller\n"  # not replaced

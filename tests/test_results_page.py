@@ -256,3 +256,45 @@ def test_teacher_length_history_reads_every_committed_run(tmp_path):
     teachers = latest[latest.role == "teacher"].sort_values("seed").best_val_dice.to_numpy()
     assert np.allclose(runs[runs.teacher_epochs == 80].sort_values("seed").teacher_val, teachers)
     assert runs.teacher_pass.dtype == bool
+
+
+def test_take_piece_takes_what_the_piece_finished_and_nothing_older(tmp_path):
+    """scripts/take_piece.py: a newer task run and new part files come in; an older run, a part we already
+    have and the other tasks' provenance entries stay as they are."""
+    import importlib.util
+    import json
+    import tarfile
+
+    spec = importlib.util.spec_from_file_location("take_piece", ROOT / "scripts" / "take_piece.py")
+    take = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(take)
+    ours = write_fake_results(tmp_path / "ours", tasks=("polyp", "cardiac", "fundus"), seed=1)
+    theirs = write_fake_results(tmp_path / "piece" / "book" / "results", tasks=("polyp", "cardiac", "fundus"), seed=2)
+    for folder, dates in ((ours, {"polyp": "2026-12-01 10:00 UTC", "cardiac": "2026-12-01 10:00 UTC"}),
+                          (theirs, {"polyp": "2026-12-02 09:00 UTC", "cardiac": "2026-11-30 09:00 UTC"})):
+        prov = json.loads((folder / "provenance.json").read_text())
+        for task, date in dates.items():
+            prov["tasks"][task]["date"] = date
+        prov["tasks"]["fundus"]["note"] = "ours" if folder == ours else "theirs"
+        (folder / "provenance.json").write_text(json.dumps(prov))
+    (theirs / "fundus.csv").write_bytes((ours / "fundus.csv").read_bytes())  # unchanged in the piece
+    (theirs / "fundus_training.csv").write_bytes((ours / "fundus_training.csv").read_bytes())
+    for folder, text in ((theirs, "retested\n"), (ours, "first\n")):
+        (folder / "ablations" / "parts" / "fundus").mkdir(parents=True)
+        (folder / "ablations" / "parts" / "fundus" / "sikd.scores.csv").write_text(text)
+    (theirs / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").write_text("new\n")
+    tarball = tmp_path / "piece.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "piece" / "book", arcname="book")
+    before = {p: p.read_bytes() for p in ours.rglob("*") if p.is_file()}
+    said = take.take_piece(tarball, ours, dry_run=True)
+    assert {p: p.read_bytes() for p in ours.rglob("*") if p.is_file()} == before  # a dry run copies nothing
+    assert said == take.take_piece(tarball, ours)
+    assert sum(line.startswith("took") for line in said) == 2, said  # polyp and the new part
+    assert (ours / "polyp.csv").read_bytes() == (theirs / "polyp.csv").read_bytes()
+    assert (ours / "cardiac.csv").read_bytes() == before[ours / "cardiac.csv"]  # the piece's run is older
+    prov = json.loads((ours / "provenance.json").read_text())["tasks"]
+    assert prov["polyp"]["date"] == "2026-12-02 09:00 UTC" and prov["cardiac"]["date"] == "2026-12-01 10:00 UTC"
+    assert prov["fundus"]["note"] == "ours"  # an unchanged task keeps our entry
+    assert (ours / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").read_text() == "new\n"
+    assert (ours / "ablations" / "parts" / "fundus" / "sikd.scores.csv").read_text() == "first\n"
