@@ -571,6 +571,47 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
     return fig
 
 
+def teacher_length_figure(effect):
+    """SIKD − baseline (Dice points, mean ± 95 % CI) against how far the teacher is from its baseline
+    (validation Dice, points; the gate stands at −2), one line per task through its evidence runs at each
+    teacher length; a filled marker where every seed's teacher passed the gate. ``effect``:
+    :func:`sikd_utils.evidence.teacher_length_effect`. Two panels: clean source and target."""
+    import matplotlib.pyplot as plt
+
+    from .stats import GATE_MARGIN
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.3), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (task, runs), color in zip(effect.groupby("task", sort=False), colors * 3):
+        runs = runs.sort_values("teacher epochs")
+        passed = [p.split("/")[0] == p.split("/")[1] for p in runs["passes"]]
+        for ax, kind in zip(axes[0], ("clean", "target")):
+            x = 100 * (runs["teacher"] - runs["baseline"]).to_numpy()
+            y, h = runs[f"Δ {kind}"].to_numpy(), runs[f"± {kind}"].to_numpy()
+            ax.plot(x, y, "-", color=color, lw=1, alpha=0.6)
+            ax.errorbar(x, y, yerr=h, fmt="none", ecolor=color, elinewidth=1, capsize=2)
+            for xi, yi, ok, epochs in zip(x, y, passed, runs["teacher epochs"]):
+                ax.plot([xi], [yi], "o", color=color, mfc=color if ok else "white")
+                if len(runs) > 1:
+                    ax.annotate(str(epochs), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                color=color)
+    for ax, kind in zip(axes[0], ("clean source", "realistic target, mean over severities")):
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.axvline(-100 * GATE_MARGIN, color="0.5", lw=0.8, ls="--")
+        ax.set_xlabel("teacher − baseline, validation Dice (points; gate --)")
+        ax.set_title(kind, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("SIKD − baseline (Dice points)")
+    handles = [plt.Line2D([], [], marker="o", ls="-", color=color, label=task)
+               for task, color in zip(effect["task"].drop_duplicates(), colors * 3)]
+    handles += [plt.Line2D([], [], marker="o", ls="", color="0.3", label="gate passed (all seeds)"),
+                plt.Line2D([], [], marker="o", ls="", color="0.3", mfc="white", label="gate missed")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle("Does a better teacher close the gap? (labels: teacher epochs)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
 def method_curves(summary, family: str = "target", title: str | None = None, ax=None):
     """Dice over severity for every method of ``summary`` (:func:`sikd_utils.stats.method_summary`, one
     task), from the clean test set (severity 0) through ``family``'s severities, with 95 % CI bands."""

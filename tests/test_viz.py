@@ -167,3 +167,22 @@ def test_table_drops_the_positional_index_and_passes_other_values_through():
 def test_bullets_html_keeps_bold_and_escapes_the_rest():
     html = viz.bullets_html(["- **Cardiac** — Δ <1 point", "plain"]).data
     assert html == "<ul><li><strong>Cardiac</strong> — Δ &lt;1 point</li><li>plain</li></ul>"
+
+
+def test_teacher_length_figure_places_each_run_by_its_teacher_margin():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    effect = pd.DataFrame({"task": ["cardiac", "cardiac", "polyp"], "teacher epochs": [40, 80, 80],
+                           "teacher": [0.96, 0.98, 0.95], "baseline": [0.99, 0.99, 0.94],
+                           "passes": ["0/5", "5/5", "3/5"], "Δ clean": [-1.0, -0.5, 0.2], "± clean": [0.2, 0.1, 0.3],
+                           "Δ target": [-5.0, -1.0, 2.0], "± target": [3.0, 2.0, 1.0]})
+    fig = viz.teacher_length_figure(effect)
+    clean = fig.axes[0]
+    markers = [(round(line.get_xdata()[0], 6), line.get_ydata()[0], line.get_markerfacecolor() == "white")
+               for line in clean.lines if line.get_marker() == "o"]
+    assert markers == [(-3.0, -1.0, True), (-1.0, -0.5, False), (1.0, 0.2, True)]  # hollow: a seed missed the gate
+    assert -2.0 in [line.get_xdata()[0] for line in clean.lines if line.get_linestyle() == "--"]  # the gate
+    assert fig.legends and not clean.get_legend()
+    assert [t.get_text() for t in clean.texts] == ["40", "80"]  # lengths labelled where a task has several
+    plt.close(fig)
