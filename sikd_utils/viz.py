@@ -612,6 +612,40 @@ def teacher_length_figure(effect):
     return fig
 
 
+def teacher_student_figure(pairs):
+    """Does the student follow its teacher? One point per (task, variant): the teacher's margin over the
+    baseline on validation Dice (x) against the student's Δ over the baseline on the clean test set
+    (y, mean ± 95 % CI), in points; colour by task, circle for the evidence run and square for the
+    ablations (column ``run``), hollow where the teacher missed the gate on some seed.
+    ``pairs``: :func:`sikd_utils.why.teacher_and_student` rows with a ``run`` column."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    tasks = list(dict.fromkeys(pairs["task"]))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for _, r in pairs.iterrows():
+        color = colors[tasks.index(r["task"]) % len(colors)]
+        passed, seeds = str(r["gate passes"]).split("/")
+        x, y = r["teacher margin"], r["delta"]
+        ax.errorbar([x], [y], yerr=[r["ci"]], fmt="none", ecolor=color, elinewidth=1, capsize=2, alpha=0.7)
+        ax.plot([x], [y], "o" if r["run"] == "evidence" else "s", color=color,
+                mfc=color if passed == seeds else "white", ms=6)
+        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6, color=color)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.axvline(0, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("teacher − baseline, validation Dice (points)")
+    ax.set_ylabel("student − baseline, clean test Dice (points)")
+    ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[i % len(colors)], label=t) for i, t in enumerate(tasks)]
+    handles += [plt.Line2D([], [], marker="o", ls="", color="0.3", label="evidence run"),
+                plt.Line2D([], [], marker="s", ls="", color="0.3", label="ablation"),
+                plt.Line2D([], [], marker="o", ls="", color="0.3", mfc="white", label="gate missed (some seed)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle("Does the student follow its teacher?", fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
 def method_curves(summary, family: str = "target", title: str | None = None, ax=None):
     """Dice over severity for every method of ``summary`` (:func:`sikd_utils.stats.method_summary`, one
     task), from the clean test set (severity 0) through ``family``'s severities, with 95 % CI bands."""

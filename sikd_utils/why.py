@@ -21,7 +21,8 @@ from .reproduce import load_results
 
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
-           "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note"]
+           "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
+           "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -343,6 +344,49 @@ def teacher_table(training: pd.DataFrame) -> pd.DataFrame:
                      "teacher val Dice": teacher["best_val_dice"].mean(), "baseline val Dice": base.mean(),
                      "gate passes": f"{int((gates == 'pass').sum())}/{len(gates)}"})
     return pd.DataFrame(rows)
+
+
+def training_from_evidence(training: pd.DataFrame) -> pd.DataFrame:
+    """The evidence run's training records as the ablation's: its teacher is SIKD's, its raw teacher is
+    ``teacher_raw``'s (see :func:`from_evidence`)."""
+    roles = {"teacher": "sikd", "raw_teacher": "teacher_raw", "baseline": "baseline"}
+    kept = training[training["role"].isin(list(roles))]
+    gates = stats.gate_by_seed(kept).set_index(["task", "seed"])  # the gate as the evidence run judged it
+    flag = {"teacher": "teacher_pass", "raw_teacher": "raw_teacher_pass"}
+    gate = ["" if role == "baseline" else ("pass" if gates.loc[(task, seed), flag[role]] else "FAIL")
+            for task, seed, role in zip(kept["task"], kept["seed"], kept["role"])]
+    return kept.assign(method=kept["role"].map(roles), gate=gate)
+
+
+def teacher_and_student(table: pd.DataFrame, training: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, variant) with a teacher: the teacher's margin over the baseline (validation Dice points,
+    each on what it sees) beside the student's Δ over the baseline on the clean test set (points ± CI):
+    does the student follow its teacher? ``table``: :func:`comparisons`; ``training``: the same run's."""
+    teachers = teacher_table(training)
+    columns = ["task", "variant", "teacher validated on", "teacher margin", "gate passes", "delta", "ci", "outcome"]
+    if not len(teachers) or not len(table):
+        return pd.DataFrame(columns=columns)
+    clean = table[(table["against"] == "baseline") & (table["summary"] == "clean")]
+    merged = teachers.merge(clean[["task", "variant", "delta", "ci", "outcome"]], on=["task", "variant"])
+    merged["teacher margin"] = 100 * (merged["teacher val Dice"] - merged["baseline val Dice"])
+    return merged[columns]
+
+
+FOLLOW_NOTE = ("Points share baselines and, within a task, often one teacher, so a correlation over them "
+               "describes these runs; it is not a test of a hypothesis.")
+
+
+def follow_sentence(pairs: pd.DataFrame) -> str:
+    """One sentence on :func:`teacher_and_student`'s pairs: how many, how many students gain in-domain,
+    and the Pearson correlation of teacher margin and student Δ (described, not tested: ``FOLLOW_NOTE``)."""
+    if len(pairs) < 3:
+        return f"Too few (task, variant) pairs ({len(pairs)}) to describe."
+    r = float(np.corrcoef(pairs["teacher margin"], pairs["delta"])[0, 1])
+    ahead = pairs[pairs["teacher margin"] > 0]
+    return (f"Over {len(pairs)} (task, variant) pairs the student's in-domain Δ and its teacher's margin have "
+            f"Pearson r = {r:.2f}; {int((pairs['outcome'] == 'gain').sum())} students gain on the clean test set, "
+            f"{int((ahead['outcome'] == 'gain').sum())} of the {len(ahead)} whose teacher is ahead of its baseline. "
+            + FOLLOW_NOTE)
 
 
 def provenance_table(prov: dict, tasks) -> pd.DataFrame:

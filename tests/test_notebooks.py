@@ -346,4 +346,5 @@ class TestNotebookRuns:
         text = _outputs_text(executed.cells)
         assert "Pending" not in text
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 3  # the variants' ingredient grid, then one fingerprint figure per task
+        assert len(images) == 4  # the ingredient grid, one fingerprint figure per task, students beside teachers
+        assert "(task, variant) pairs" in text  # the sentence beside the students-and-teachers figure

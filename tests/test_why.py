@@ -100,3 +100,42 @@ def test_the_evidence_control_answers_the_teacher_input_question():
     assert len(lines) == len(why.EVIDENCE_QUESTIONS)
     assert ab.VARIANTS["teacher_raw"].answers["worse"] in lines[1] and "`teacher_onehot` pending" in lines[1]
     assert all(line.endswith("(a note).") for line in lines)
+
+
+def test_students_beside_their_teachers(tmp_path):
+    """teacher_and_student pairs each variant's teacher margin with its student's clean Δ, from the files."""
+    import numpy as np
+
+    from fake_results import write_fake_results
+
+    scores, training, _ = why.load_results(write_fake_ablations(tmp_path / "ablations"))
+    pairs = why.teacher_and_student(why.comparisons(scores), training)
+    assert set(pairs["variant"]) == set(ab.VARIANTS) and len(pairs) == 2 * len(ab.VARIANTS)  # 2 tasks
+    row = pairs[(pairs.task == "fundus") & (pairs.variant == "lambda_4")].iloc[0]
+    fund = training[training.task == "fundus"]
+    teacher = fund[(fund.method == "lambda_4") & (fund.role == "teacher")].best_val_dice.mean()
+    assert row["teacher margin"] == pytest.approx(100 * (teacher - fund[fund.method == "baseline"].best_val_dice.mean()))
+    clean = scores[(scores.task == "fundus") & (scores.family == "clean")].pivot_table(index="seed", columns="method",
+                                                                                      values="dice")
+    assert row["delta"] == pytest.approx(100 * (clean["lambda_4"] - clean["baseline"]).mean())
+    # the evidence run's records: its teacher is SIKD's, its raw teacher the control's (teacher_raw)
+    evidence_scores, evidence_training, _ = why.load_results(write_fake_results(tmp_path / "evidence"))
+    evidence = why.teacher_and_student(why.comparisons(why.from_evidence(evidence_scores)),
+                                       why.training_from_evidence(evidence_training))
+    assert sorted(set(evidence["variant"])) == ["sikd", "teacher_raw"] and len(evidence) == 4
+    sentence = why.follow_sentence(pd.concat([pairs, evidence], ignore_index=True))
+    r = np.corrcoef(pd.concat([pairs, evidence])["teacher margin"], pd.concat([pairs, evidence])["delta"])[0, 1]
+    assert f"Over {len(pairs) + 4} (task, variant) pairs" in sentence and f"r = {r:.2f}" in sentence
+    assert why.follow_sentence(pairs.head(2)).startswith("Too few")
+    fig = viz_figure(pd.concat([pairs.assign(run="ablation"), evidence.assign(run="evidence")], ignore_index=True))
+    assert len([line for line in fig.axes[0].lines if line.get_marker() in ("o", "s")]) == len(pairs) + 4
+
+
+def viz_figure(pairs):
+    import matplotlib.pyplot as plt
+
+    from sikd_utils import viz
+
+    fig = viz.teacher_student_figure(pairs)
+    plt.close(fig)
+    return fig
