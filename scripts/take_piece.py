@@ -37,7 +37,8 @@ def _entries(path: Path) -> dict:
 def _take_tasks(piece: Path, here: Path, dry_run: bool) -> list[str]:
     """Copy each task whose CSVs differ from ours (a run finished in the piece) and put its provenance entry
     in place of ours (an entry's hand-written notes, e.g. the list of pieces, belong to the run it replaces)."""
-    theirs, ours = _entries(piece / "provenance.json"), _entries(here / "provenance.json")
+    piece_provenance = json.loads((piece / "provenance.json").read_text()) if (piece / "provenance.json").exists() else {}
+    theirs, ours = piece_provenance.get("tasks", {}), _entries(here / "provenance.json")
     taken = []
     for task, entry in theirs.items():
         files = [piece / f"{task}.csv", piece / f"{task}_training.csv"]
@@ -56,8 +57,8 @@ def _take_tasks(piece: Path, here: Path, dry_run: bool) -> list[str]:
             shutil.copyfile(source, here / source.name)  # copyfile: our permissions, not the tarball's
         data = json.loads((here / "provenance.json").read_text()) if (here / "provenance.json").exists() else {}
         data.setdefault("tasks", {})[task] = entry
-        if "schema" in json.loads((piece / "provenance.json").read_text()):
-            data["schema"] = json.loads((piece / "provenance.json").read_text())["schema"]
+        if "schema" in piece_provenance:
+            data["schema"] = piece_provenance["schema"]
         (here / "provenance.json").write_text(json.dumps(data, indent=2) + "\n")
     return taken
 

@@ -118,8 +118,6 @@ def teacher_length_effect(runs: pd.DataFrame) -> pd.DataFrame:
 
 def teacher_length_sentences(effect: pd.DataFrame) -> list[str]:
     """One generated sentence per task run at more than one teacher length, from :func:`teacher_length_effect`."""
-    from .data.tasks import TASKS
-
     lines = []
     for task, group in effect.groupby("task", sort=False):
         if len(group) < 2:
@@ -127,7 +125,7 @@ def teacher_length_sentences(effect: pd.DataFrame) -> list[str]:
         group = group.sort_values("teacher epochs")
         arrow = " → ".join
         lines.append(
-            f"**{TASKS[task].title if task in TASKS else task}**: teachers of "
+            f"**{_title(task)}**: teachers of "
             f"{arrow(str(e) for e in group['teacher epochs'])} epochs reach "
             f"{arrow(f'{v:.3f}' for v in group['teacher'])} (gate passed by {arrow(group['passes'])} seeds); "
             f"SIKD − baseline goes {arrow(f'{d:+.2f} ± {h:.2f}' for d, h in zip(group['Δ clean'], group['± clean']))} "
@@ -171,6 +169,17 @@ def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.Da
             "curves": curves}
 
 
+def _title(task: str) -> str:
+    """A task's title where the suite knows it, else its name."""
+    from .data.tasks import TASKS
+
+    return TASKS[task].title if task in TASKS else task
+
+
+def _named(deltas: pd.Series) -> str:
+    return ", ".join(f"{family} ({delta:+.1f})" for family, delta in deltas.items())
+
+
 def _averaged_target(scores: pd.DataFrame) -> pd.DataFrame:
     """Per (task, seed, method): Dice averaged over the target's severities 1–5 (family "target (mean)")."""
     target = scores[(scores["family"] == "target") & (scores["severity"] > 0)]
@@ -197,33 +206,25 @@ def fingerprint_sentences(fingerprint: pd.DataFrame, families_named: int = 2) ->
     """Per task, the heat-map in words: in how many shifted (family, severity) cells SIKD gains, loses or
     ties (the rule of the heat-maps: a CI clear of zero), and the families where it does worst and best,
     by SIKD − baseline averaged over their severities, in points (``fingerprint``: :func:`page_tables`')."""
-    from .data.tasks import TASKS
-
     lines = []
     for task, cells in fingerprint[fingerprint["family"] != "clean"].groupby("task", sort=False):
         counts = cells["outcome"].value_counts()
         by_family = (100 * cells.groupby("family", sort=False)["delta"].mean()).sort_values()
-
-        def named(series):
-            return ", ".join(f"{family} ({delta:+.1f})" for family, delta in series.items())
-
         worst = by_family[by_family < 0].head(families_named)
         best = by_family[by_family > 0].iloc[::-1].head(families_named)
-        lines.append(f"**{TASKS[task].title if task in TASKS else task}** — of {len(cells)} shifted test sets, "
+        lines.append(f"**{_title(task)}** — of {len(cells)} shifted test sets, "
                      f"SIKD gains on {counts.get('gain', 0)}, loses on {counts.get('loss', 0)} and ties on "
-                     f"{counts.get('tie', 0)}; worst families: {named(worst) or 'none'}; best: "
-                     f"{named(best) or 'none'} (points, averaged over severities).")
+                     f"{counts.get('tie', 0)}; worst families: {_named(worst) or 'none'}; best: "
+                     f"{_named(best) or 'none'} (points, averaged over severities).")
     return lines
 
 
 def verdict_sentences(verdicts: pd.DataFrame, notes: dict | None = None) -> list[str]:
     """One generated sentence per task, from :func:`page_tables`' ``verdicts`` (points); ``notes`` maps a
     task to a remark appended to its sentence (e.g. :func:`earlier_preset_notes`)."""
-    from .data.tasks import TASKS
-
     lines = []
     for r in verdicts.itertuples():
-        title = TASKS[r.task].title if r.task in TASKS else r.task
+        title = _title(r.task)
         intra = f"{r.intra_delta:+.1f} ± {r.intra_ci:.1f}" if np.isfinite(r.intra_ci) else f"{r.intra_delta:+.1f}"
         cross = f"{r.cross_delta:+.1f} ± {r.cross_ci:.1f}" if np.isfinite(r.cross_ci) else f"{r.cross_delta:+.1f}"
         gate = f"; {r.gate}" if isinstance(getattr(r, "gate", None), str) else ""

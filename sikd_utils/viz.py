@@ -571,6 +571,12 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
     return fig
 
 
+def _all_passed(passes: str) -> bool:
+    """Whether a gate count such as "5/5" (seeds passing / seeds gated) has every seed passing."""
+    passed, gated = str(passes).split("/")
+    return passed == gated
+
+
 def teacher_length_figure(effect):
     """SIKD − baseline (Dice points, mean ± 95 % CI) against how far the teacher is from its baseline
     (validation Dice, points; the gate stands at −2), one line per task through its evidence runs at each
@@ -584,7 +590,7 @@ def teacher_length_figure(effect):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (task, runs), color in zip(effect.groupby("task", sort=False), colors * 3):
         runs = runs.sort_values("teacher epochs")
-        passed = [p.split("/")[0] == p.split("/")[1] for p in runs["passes"]]
+        passed = [_all_passed(p) for p in runs["passes"]]
         for ax, kind in zip(axes[0], ("clean", "target")):
             x = 100 * (runs["teacher"] - runs["baseline"]).to_numpy()
             y, h = runs[f"Δ {kind}"].to_numpy(), runs[f"± {kind}"].to_numpy()
@@ -625,11 +631,10 @@ def teacher_student_figure(pairs):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for _, r in pairs.iterrows():
         color = colors[tasks.index(r["task"]) % len(colors)]
-        passed, seeds = str(r["gate passes"]).split("/")
         x, y = r["teacher margin"], r["delta"]
         ax.errorbar([x], [y], yerr=[r["ci"]], fmt="none", ecolor=color, elinewidth=1, capsize=2, alpha=0.7)
         ax.plot([x], [y], "o" if r["run"] == "evidence" else "s", color=color,
-                mfc=color if passed == seeds else "white", ms=6)
+                mfc=color if _all_passed(r["gate passes"]) else "white", ms=6)
         ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6, color=color)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8, ls=":")
