@@ -14,7 +14,7 @@ from . import stats
 from .metrics import mean_ci
 from .reproduce import load_results
 
-__all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "earlier_preset_notes",
+__all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "task_notes", "earlier_preset_notes",
            "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect", "fingerprint_sentences",
            "teacher_length_sentences", "PENDING"]
 
@@ -22,13 +22,38 @@ PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --pre
            "results for this task yet; nothing is shown for it rather than a number from another scale.")
 
 
-def gate_flags(training: pd.DataFrame) -> dict:
-    """``task -> note`` for tasks where some SIKD teacher failed the gate (shown beside the task's name)."""
+_TEACHER_NAMES = {"teacher": "teacher", "raw_teacher": "control's raw teacher"}
+
+
+def gate_flags(training: pd.DataFrame, roles: tuple[str, ...] = ("teacher",)) -> dict:
+    """``task -> note`` for tasks where a teacher of ``roles`` failed the gate on some seed (shown beside
+    the task's name): ``("teacher",)`` for what shows SIKD alone, add ``"raw_teacher"`` where the control
+    is shown too."""
     if training is None or not len(training):
         return {}
-    gate = stats.teacher_gate(training)
-    return {r.task: f"(teacher gate failed on {r.teacher_gated - r.teacher_passes}/{r.teacher_gated} seeds)"
-            for r in gate.itertuples() if r.teacher_gated and r.teacher_passes < r.teacher_gated}
+    notes = {}
+    for r in stats.teacher_gate(training).to_dict("records"):
+        failed = [f"{_TEACHER_NAMES[role]} gate failed on {r[f'{role}_gated'] - r[f'{role}_passes']}/"
+                  f"{r[f'{role}_gated']} seeds" for role in roles
+                  if r[f"{role}_gated"] and r[f"{role}_passes"] < r[f"{role}_gated"]]
+        if failed:
+            notes[r["task"]] = f"({'; '.join(failed)})"
+    return notes
+
+
+def task_notes(training: pd.DataFrame, earlier: dict | None = None, roles: tuple[str, ...] = ("teacher",)) -> dict:
+    """``task -> note`` said beside a task's name in the figures: the failed gates of ``roles``
+    (:func:`gate_flags`) and, from ``earlier`` (:func:`earlier_preset_notes`), an older preset."""
+    failed, earlier = gate_flags(training, roles), earlier or {}
+    return {t: " ".join(n for n in (failed.get(t), earlier.get(t)) if n) for t in {**failed, **earlier}}
+
+
+def _gate_counts(training: pd.DataFrame | None) -> dict:
+    """``(task, role) -> "k/n"``: seeds whose teacher of ``role`` passes the gate, out of those gated."""
+    if training is None or not len(training):
+        return {}
+    return {(r["task"], role): f"{r[f'{role}_passes']}/{r[f'{role}_gated']}"
+            for r in stats.teacher_gate(training).to_dict("records") for role in _TEACHER_NAMES if r[f"{role}_gated"]}
 
 
 def earlier_preset_notes(provenance: dict, preset: str = "gpu") -> dict:
@@ -141,7 +166,7 @@ def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.Da
     * ``versus_paper`` — per task and kind (intra/cross): our Δ ± CI beside the paper's Δ;
     * ``gate`` — per task: validation Dice of baseline, teacher (mean images) and raw teacher; passes;
     * ``control`` — per task, on clean and on the target (severity-averaged): SIKD − baseline,
-      control − baseline and SIKD − control, each ± 95 % CI;
+      control − baseline and SIKD − control, each ± 95 % CI, and the gate of the teachers behind each;
     * ``degradation`` — per task and family: degradation of each method and SIKD's minus the baseline's;
     * ``fingerprint`` — per task, family and severity: SIKD − baseline ± CI (the heat-maps' cells);
     * ``curves`` — per task, method and severity of clean and target: Dice ± CI (the severity curves).
@@ -164,7 +189,7 @@ def page_tables(scores: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.Da
     gate = stats.teacher_gate(training) if len(training) else pd.DataFrame()
     summary = stats.method_summary(scores)
     curves = summary[summary["family"].isin(["clean", "target"])].reset_index(drop=True)
-    return {"verdicts": shown, "versus_paper": versus, "gate": gate, "control": control_table(scores),
+    return {"verdicts": shown, "versus_paper": versus, "gate": gate, "control": control_table(scores, training),
             "degradation": stats.degradation_scores(scores), "fingerprint": stats.paired_deltas(scores, "sikd"),
             "curves": curves}
 
@@ -187,19 +212,25 @@ def _averaged_target(scores: pd.DataFrame) -> pd.DataFrame:
     return mean.assign(family="target (mean)", severity=0)
 
 
-def control_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per task, on the clean test set and the severity-averaged target: the three paired differences."""
+def control_table(scores: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per task, on the clean test set and the severity-averaged target: the three paired differences;
+    with ``training``, ``gate`` says how many seeds' teachers behind the comparison pass the gate (the
+    control's is its raw teacher), so that a failed one is flagged where its student is compared."""
     base = pd.concat([scores[scores["family"] == "clean"][["task", "seed", "method", "family", "severity", "dice"]],
                       _averaged_target(scores)], ignore_index=True)
+    counts = _gate_counts(training)
+    teachers = {"sikd": "teacher", "control": "raw_teacher"}
     rows = []
     for label, (method, reference) in {"SIKD − baseline": ("sikd", "baseline"),
                                        "control − baseline": ("control", "baseline"),
                                        "SIKD − control": ("sikd", "control")}.items():
         deltas = stats.paired_deltas(base, method, reference)
         for r in deltas.itertuples():
+            gate = ", ".join(f"{_TEACHER_NAMES[teachers[m]]} {counts[(r.task, teachers[m])]} pass"
+                             for m in (method, reference) if (r.task, teachers.get(m)) in counts)
             rows.append({"task": r.task, "test set": r.family, "comparison": label, "delta": 100 * r.delta,
-                         "ci": 100 * r.delta_ci, "wins": f"{r.wins}/{r.n_seeds}"})
-    return pd.DataFrame(rows, columns=["task", "test set", "comparison", "delta", "ci", "wins"])
+                         "ci": 100 * r.delta_ci, "wins": f"{r.wins}/{r.n_seeds}", "gate": gate or "n/a"})
+    return pd.DataFrame(rows, columns=["task", "test set", "comparison", "delta", "ci", "wins", "gate"])
 
 
 def fingerprint_sentences(fingerprint: pd.DataFrame, families_named: int = 2) -> list[str]:

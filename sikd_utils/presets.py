@@ -18,7 +18,8 @@ name, and the book says which preset produced each number.
   train 160: at 80 they missed the gate on every seed by 0.1–0.4 points (cardiac 0.975–0.977 against
   0.979, abdomen 0.956–0.959 against 0.959), with their best epoch in the last few, where the learning
   rate has decayed (40 → 80 epochs had added 1.1 points on cardiac); at 160 cardiac's pass on every seed
-  (0.988–0.989 against 0.979).
+  (0.988–0.989 against 0.979), and so do abdomen's (0.971–0.972 against 0.959–0.961), while abdomen's
+  raw-image teachers of the control (0.943–0.946) still miss it on every seed.
 * ``tiny``  — seconds per task: tests of the pipeline's plumbing only.
 
 ``n_images``/``n_volumes`` are (train, validation, clean test, shifted test) case counts for 2D/3D tasks;

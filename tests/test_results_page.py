@@ -106,6 +106,14 @@ def check_page(folder):
             m, h = ci(np.mean([paired(scores, task, "target", s, a, b) for s in sevs], axis=0))
             assert control.loc[("target (mean)", label), "delta"] == pytest.approx(100 * m)
             assert control.loc[("target (mean)", label), "ci"] == pytest.approx(100 * h)
+        # ... each with the gate of the teachers behind it, counted by hand
+        tr = training[training.task == task].pivot_table(index="seed", columns="role", values="best_val_dice")
+        passes = {m: f"{int((tr[role] >= tr['baseline'] - 0.02).sum())}/{len(tr)} pass"
+                  for m, role in (("sikd", "teacher"), ("control", "raw_teacher"))}
+        assert control.loc[("clean", "SIKD − baseline"), "gate"] == f"teacher {passes['sikd']}"
+        assert control.loc[("clean", "control − baseline"), "gate"] == f"control's raw teacher {passes['control']}"
+        assert control.loc[("target (mean)", "SIKD − control"), "gate"] == (
+            f"teacher {passes['sikd']}, control's raw teacher {passes['control']}")
         # degradation: severity-weighted drop from clean, weights (2/3)^s
         deg = tables["degradation"].set_index(["task", "method", "family"])
         for (method, family), _ in scores[(scores.task == task) & (scores.family != "clean")].groupby(["method", "family"]):
@@ -137,6 +145,12 @@ def test_page_numbers_on_made_up_results(tmp_path):
     # the failed teacher (cardiac, seed 0) is flagged, by name, in the figures' labels
     scores, training, _ = evidence.load_results(folder)
     assert "cardiac" in evidence.gate_flags(training) and "polyp" not in evidence.gate_flags(training)
+    # every made-up raw teacher is 3 points below its baseline: flagged where the control is shown, not elsewhere
+    with_control = evidence.task_notes(training, {}, ("teacher", "raw_teacher"))
+    n = training.seed.nunique()
+    assert with_control["polyp"] == f"(control's raw teacher gate failed on {n}/{n} seeds)"
+    assert with_control["cardiac"].startswith("(teacher gate failed on 1/") and "raw teacher" in with_control["cardiac"]
+    assert set(evidence.task_notes(training, {"polyp": "(older)"})) == {"cardiac", "polyp"}
     lines = evidence.verdict_sentences(evidence.page_tables(scores, training)["verdicts"])
     assert len(lines) == 2 and all("intra-domain" in line for line in lines)
 
