@@ -16,7 +16,7 @@ from .reproduce import load_results
 
 __all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "task_notes", "earlier_preset_notes",
            "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect", "fingerprint_sentences",
-           "teacher_length_sentences", "PENDING"]
+           "teacher_length_sentences", "headline", "PENDING"]
 
 PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
            "results for this task yet; nothing is shown for it rather than a number from another scale.")
@@ -248,6 +248,30 @@ def fingerprint_sentences(fingerprint: pd.DataFrame, families_named: int = 2) ->
                      f"{counts.get('tie', 0)}; worst families: {_named(worst) or 'none'}; best: "
                      f"{_named(best) or 'none'} (points, averaged over severities).")
     return lines
+
+
+def headline(verdicts: pd.DataFrame, gate: pd.DataFrame | None = None) -> str:
+    """The results in one sentence: on how many tasks each verdict of :func:`page_tables`' ``verdicts``
+    came out, intra- and cross-domain, naming the tasks where the paper's claim held (or held in part),
+    and how many teachers passed the gate (``gate``: :func:`sikd_utils.stats.teacher_gate`)."""
+    def counted(kind: str) -> str:
+        parts = []
+        for verdict in ("reproduced", "mixed", "not reproduced"):
+            tasks = verdicts.loc[verdicts[f"{kind}_verdict"] == verdict, "task"]
+            if not len(tasks) and verdict != "reproduced":
+                continue
+            named = f" ({', '.join(_title(t) for t in tasks)})" if len(tasks) and verdict != "not reproduced" else ""
+            parts.append(f"{verdict} on {len(tasks) or 'none'}{named}")
+        return ", ".join(parts)
+
+    n = len(verdicts)
+    line = (f"Of {n} task{'s' if n != 1 else ''}, the paper's intra-domain gain is {counted('intra')}; its "
+            f"cross-domain gain is {counted('cross')}")
+    if gate is not None and len(gate):
+        line += (f". {int(gate['teacher_passes'].sum())} of {int(gate['teacher_gated'].sum())} SIKD teachers "
+                 f"and {int(gate['raw_teacher_passes'].sum())} of {int(gate['raw_teacher_gated'].sum())} of the "
+                 f"control's raw teachers passed the gate")
+    return line + "."
 
 
 def verdict_sentences(verdicts: pd.DataFrame, notes: dict | None = None) -> list[str]:

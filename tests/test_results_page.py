@@ -60,12 +60,15 @@ def check_page(folder):
         assert tables == {}
         return 0
     checked = 0
+    recomputed = {"intra": [], "cross": []}  # each task's verdicts as recomputed here, for the headline
+    passed = {"teacher": [0, 0], "raw_teacher": [0, 0]}
     verdicts = tables["verdicts"].set_index("task")
     for task in scores.task.unique():
         mean, half = ci(paired(scores, task, "clean", 0, "sikd", "baseline"))
         v = verdicts.loc[task]
         assert v.intra_delta == pytest.approx(100 * mean) and v.intra_ci == pytest.approx(100 * half)
         assert v.intra_verdict == ("reproduced" if outcome(mean, half) == "gain" else "not reproduced")
+        recomputed["intra"].append((task, v.intra_verdict))
         sevs = sorted(s for s in scores[(scores.task == task) & (scores.family == "target")].severity.unique() if s > 0)
         per_sev = [ci(paired(scores, task, "target", s, "sikd", "baseline")) for s in sevs]
         outcomes = [outcome(m, h) for m, h in per_sev]
@@ -76,6 +79,7 @@ def check_page(folder):
         expected = ("reproduced" if gains and not losses and outcome(am, ah) == "gain"
                     else "not reproduced" if not gains else "mixed")
         assert (v.cross_gains, v.cross_losses, v.cross_verdict) == (gains, losses, expected)
+        recomputed["cross"].append((task, expected))
         # beside the paper
         vs = tables["versus_paper"].set_index(["task", "kind"])
         assert vs.loc[(task, "intra"), "delta"] == pytest.approx(100 * mean)
@@ -131,7 +135,21 @@ def check_page(folder):
         assert gate.teacher_val == pytest.approx(tr["teacher"].mean())
         assert gate.teacher_passes == int((tr["teacher"] >= tr["baseline"] - 0.02).sum())
         assert gate.raw_teacher_passes == int((tr["raw_teacher"] >= tr["baseline"] - 0.02).sum())
+        for role in passed:
+            passed[role][0] += int((tr[role] >= tr["baseline"] - 0.02).sum())
+            passed[role][1] += int(tr[role].notna().sum())
         checked += 1
+    # the headline: how many tasks got each verdict, the tasks where the claim held named, the gate summed
+    line = evidence.headline(tables["verdicts"], tables["gate"])
+    halves = dict(zip(("intra", "cross"), line.split("; its cross-domain")))
+    for kind, pairs in recomputed.items():
+        held = [TASKS[t].title for t, v in pairs if v == "reproduced"]
+        assert (f"is reproduced on {len(held) or 'none'}" + (f" ({', '.join(held)})" if held else "")) in halves[kind]
+        for verdict in ("mixed", "not reproduced"):
+            count = sum(v == verdict for _, v in pairs)
+            assert (f", {verdict} on {count}" in halves[kind]) == bool(count)
+    assert (f"{passed['teacher'][0]} of {passed['teacher'][1]} SIKD teachers and {passed['raw_teacher'][0]} of "
+            f"{passed['raw_teacher'][1]} of the control's raw teachers passed the gate") in line
     return checked
 
 
