@@ -10,6 +10,11 @@
 #
 # A command may carry its own --max-minutes (e.g. a neighbour that should stop when the main command
 # will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
+# SIKD_PIECE_STOP_WITH_FIRST=1 stops the other commands when the first one ends: for a session's last piece,
+# where a neighbour's network that cannot finish before the machine goes back is GPU time lost (it ran on
+# for 2.4 of a session's 30 minutes once). Each command runs in a process group of its own, so its worker
+# processes stop with it; part files and checkpoints are written atomically, so a stop loses only the
+# network or test set in progress.
 # Run it again (same commands) to continue: finished work is reused. Take each piece into the caller's
 # checkout with scripts/take_piece.py (it copies what the piece finished and nothing older). Checkpoints
 # of unfinished networks live in runs/ and are lost with the machine, so keep a session's pieces back to back.
@@ -35,6 +40,7 @@ fi
 keep=${SIKD_PIECE_KEEP:-runs/piece-keep/ablation-parts}
 parts=${SIKD_PIECE_PARTS:-book/results/ablations/parts}
 if [ -d "$keep" ]; then mkdir -p "$parts" && cp -rn "$keep/." "$parts/"; fi
+set -m  # each background command a process group of its own (see SIKD_PIECE_STOP_WITH_FIRST)
 pids=()
 n=0
 for command in "$@"; do
@@ -46,7 +52,27 @@ for command in "$@"; do
     pids+=($!)
 done
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+waited=()  # indices of the commands already waited for
+if [ "${SIKD_PIECE_STOP_WITH_FIRST:-0}" = 1 ] && [ ${#pids[@]} -gt 1 ]; then
+    wait "${pids[0]}" || status=$?
+    for k in "${!pids[@]}"; do
+        waited[$k]=1
+        [ "$k" -gt 0 ] || continue
+        kill -TERM -- "-${pids[$k]}" 2>/dev/null  # the whole group: the command and its workers
+        wait "${pids[$k]}"
+        code=$?
+        if [ "$code" -eq 143 ]; then  # 128 + SIGTERM: stopped here, not ended by itself
+            echo "STOPPED: the first command ended (SIKD_PIECE_STOP_WITH_FIRST=1); run the same command again to continue" \
+                >> "$out/run$((k + 1)).log"
+            code=3  # unfinished, as sikd_utils says it (EXIT_UNFINISHED)
+        fi
+        [ "$code" -eq 0 ] || [ "$status" -ne 0 ] || status=$code
+    done
+fi
+for k in "${!pids[@]}"; do
+    [ -z "${waited[$k]:-}" ] || continue
+    wait "${pids[$k]}" || status=$?
+done
 for log in "$out"/run*.log; do echo "== $log"; tail -4 "$log"; done
 tar czf "$out/piece.tgz" book/results
 if [ -d "$parts" ]; then rm -rf "$keep" && mkdir -p "$keep" && cp -r "$parts/." "$keep/"; fi

@@ -183,3 +183,46 @@ def test_gpu_piece_keeps_a_commands_own_time_limit_and_earlier_parts(tmp_path):
     piece()
     assert (parts / "fundus" / "finished.csv").read_text() == "a part a piece finished\n"  # put back
     assert (parts / "fundus" / "sent.csv").read_text() == "sent by the caller\n"  # not replaced
+
+
+def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
+    """SIKD_PIECE_STOP_WITH_FIRST=1: when the first command ends, the others are stopped, workers included
+    (a neighbour here is a stand-in python3 that starts a worker and waits 60 s), say so in their logs, and
+    the piece exits 3 (run again); without it the piece waits for every command."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    worker = tmp_path / "worker.pid"
+    (fake / "python3").write_text(
+        "#!/usr/bin/env bash\n"
+        f'if [ "$3" = neighbour ]; then sleep 60 & echo $! > {worker}; wait; exit 0; fi\n'
+        f'if [ "$3" = short ]; then exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n')
+    (fake / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "SIKD_PIECE_PARTS": str(tmp_path / "parts"),
+           "SIKD_PIECE_KEEP": str(tmp_path / "keep"), "SIKD_PIECE_STOP_WITH_FIRST": "1"}
+    began = time.time()
+    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out"), "9", "short", "neighbour"],
+                          cwd=root, capture_output=True, text=True, timeout=50, env=env)
+    assert time.time() - began < 30, "the neighbour was waited for"
+    assert done.returncode == rp.EXIT_UNFINISHED, done.stdout + done.stderr
+    assert "STOPPED: the first command ended" in (tmp_path / "out" / "run2.log").read_text()
+    assert "STOPPED" not in (tmp_path / "out" / "run1.log").read_text()
+    pid = int(worker.read_text())
+    for _ in range(50):  # the neighbour's worker went with it
+        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        raise AssertionError("the neighbour's worker process outlived the piece")
+    # two short commands end by themselves: nothing is stopped and the piece is done
+    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out2"), "9", "short", "short"],
+                          cwd=root, capture_output=True, text=True, timeout=50, env=env)
+    assert done.returncode == 0 and "STOPPED" not in (tmp_path / "out2" / "run2.log").read_text()
