@@ -190,7 +190,15 @@ def _last(folder) -> dict:
     return torch.load(folder / "last.pt", weights_only=True)
 
 
-def _assert_same_weights(a: dict, b: dict, atol: float = 1e-5) -> None:
+# Float rounding, measured: one process against two ranks differ by up to 2.1e-5 in a weight (a deep batch
+# norm's running variance) and by 5.2e-6 in a gradient that is zero up to rounding, on a 2-core AMD EPYC
+# (AVX2 kernels, torch 2.13.0 CPU); the machines before it stayed within 1e-5 and 5e-6. The bounds below
+# leave ~2x that rounding; the gradients' relative tolerance (2e-3 of each tensor's largest entry) is unchanged.
+WEIGHT_ATOL = 5e-5
+GRADIENT_FLOOR = 1e-5
+
+
+def _assert_same_weights(a: dict, b: dict, atol: float = WEIGHT_ATOL) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key].double(), b[key].double(), atol=atol, rtol=0), key
@@ -214,10 +222,10 @@ def _interrupted_then_resumed(folder):
 
 
 def _assert_same_gradients(a: list[torch.Tensor], b: list[torch.Tensor], tolerance: float = 2e-3) -> None:
-    """Equal up to float rounding: relative to each tensor's largest entry, plus 5e-6 for gradients that
-    are zero up to rounding (conv biases before batch norm, ~1e-6 of noise)."""
+    """Equal up to float rounding: relative to each tensor's largest entry, plus :data:`GRADIENT_FLOOR` for
+    gradients that are zero up to rounding (conv biases before batch norm, ~1e-6 of noise)."""
     for x, y in zip(a, b, strict=True):
-        assert float((x - y).abs().max()) <= tolerance * float(x.abs().max()) + 5e-6
+        assert float((x - y).abs().max()) <= tolerance * float(x.abs().max()) + GRADIENT_FLOOR
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["per-item", "batched"])
