@@ -204,6 +204,8 @@ def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
         f'if [ "$3" = neighbour ]; then sleep 60 & echo $! > {worker}; wait; exit 0; fi\n'
         # the first command ends once the neighbour's worker is up (at most 10 s)
         f'if [ "$3" = short ]; then for i in $(seq 100); do [ -s {worker} ] && break; sleep 0.1; done; exit 0; fi\n'
+        f'if [ "$3" = quick ]; then touch {tmp_path / "quick.done"}; exit 0; fi\n'
+        f'if [ "$3" = waiter ]; then while [ ! -e {tmp_path / "quick.done"} ]; do sleep 0.1; done; sleep 1; exit 0; fi\n'
         f'exec {sys.executable} "$@"\n')
     (fake / "python3").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "SIKD_PIECE_PARTS": str(tmp_path / "parts"),
@@ -223,7 +225,7 @@ def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
     else:
         os.kill(pid, 9)
         raise AssertionError("the neighbour's worker process outlived the piece")
-    # two short commands end by themselves (the neighbour's worker has been seen): nothing is stopped
-    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out2"), "9", "short", "short"],
+    # a neighbour that ended by itself before the first command is not stopped: the piece is done
+    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out2"), "9", "waiter", "quick"],
                           cwd=root, capture_output=True, text=True, timeout=50, env=env)
     assert done.returncode == 0 and "STOPPED" not in (tmp_path / "out2" / "run2.log").read_text()
