@@ -29,16 +29,11 @@ def gate_flags(training: pd.DataFrame, roles: tuple[str, ...] = ("teacher",)) ->
     """``task -> note`` for tasks where a teacher of ``roles`` failed the gate on some seed (shown beside
     the task's name): ``("teacher",)`` for what shows SIKD alone, add ``"raw_teacher"`` where the control
     is shown too."""
-    if training is None or not len(training):
-        return {}
-    notes = {}
-    for r in stats.teacher_gate(training).to_dict("records"):
-        failed = [f"{_TEACHER_NAMES[role]} gate failed on {r[f'{role}_gated'] - r[f'{role}_passes']}/"
-                  f"{r[f'{role}_gated']} seeds" for role in roles
-                  if r[f"{role}_gated"] and r[f"{role}_passes"] < r[f"{role}_gated"]]
-        if failed:
-            notes[r["task"]] = f"({'; '.join(failed)})"
-    return notes
+    failed: dict[str, list[str]] = {}
+    for (task, role), (passes, gated) in _gate_counts(training).items():
+        if role in roles and passes < gated:
+            failed.setdefault(task, []).append(f"{_TEACHER_NAMES[role]} gate failed on {gated - passes}/{gated} seeds")
+    return {task: f"({'; '.join(notes)})" for task, notes in failed.items()}
 
 
 def task_notes(training: pd.DataFrame, earlier: dict | None = None, roles: tuple[str, ...] = ("teacher",)) -> dict:
@@ -49,10 +44,10 @@ def task_notes(training: pd.DataFrame, earlier: dict | None = None, roles: tuple
 
 
 def _gate_counts(training: pd.DataFrame | None) -> dict:
-    """``(task, role) -> "k/n"``: seeds whose teacher of ``role`` passes the gate, out of those gated."""
+    """``(task, role) -> (passes, gated)``: seeds whose teacher of ``role`` passes the gate, of those gated."""
     if training is None or not len(training):
         return {}
-    return {(r["task"], role): f"{r[f'{role}_passes']}/{r[f'{role}_gated']}"
+    return {(r["task"], role): (r[f"{role}_passes"], r[f"{role}_gated"])
             for r in stats.teacher_gate(training).to_dict("records") for role in _TEACHER_NAMES if r[f"{role}_gated"]}
 
 
@@ -226,7 +221,7 @@ def control_table(scores: pd.DataFrame, training: pd.DataFrame | None = None) ->
                                        "SIKD − control": ("sikd", "control")}.items():
         deltas = stats.paired_deltas(base, method, reference)
         for r in deltas.itertuples():
-            gate = ", ".join(f"{_TEACHER_NAMES[teachers[m]]} {counts[(r.task, teachers[m])]} pass"
+            gate = ", ".join("{} {}/{} pass".format(_TEACHER_NAMES[teachers[m]], *counts[(r.task, teachers[m])])
                              for m in (method, reference) if (r.task, teachers.get(m)) in counts)
             rows.append({"task": r.task, "test set": r.family, "comparison": label, "delta": 100 * r.delta,
                          "ci": 100 * r.delta_ci, "wins": f"{r.wins}/{r.n_seeds}", "gate": gate or "n/a"})
