@@ -59,7 +59,7 @@ start before any group still waiting (``reproduce.run_jobs``), so begun groups f
 Measured on 2026-12-02 (the abdomen evidence rerun, 5 processes beside 1 fundus ablation process, MPS):
 2.2–2.3 s per abdomen epoch in each process, ~2.7 epochs/s over the GPU (counting the fundus process's
 as abdomen's); testing 3 methods on 86 test sets × 5 seeds took 2 min, the GPU 17 % busy. Estimated at
-that rate, abdomen's ablation (teacher_raw and baseline imported) is per seed 5 teachers × 160 epochs,
+that rate, abdomen's ablation (``teacher_raw`` and ``baseline`` imported) is per seed 5 teachers × 160 epochs,
 2 baselines × 20 and 11 students × 20 (a distilled epoch ~1.4 plain ones, as measured on fundus):
 ≈ 1,150 plain epochs, ≈ 36 min for 5 seeds, plus a few minutes of testing. That is two sessions' GPU
 time, each finishing the teacher groups it starts: e.g. SIKD's group and the skip and one-hot teachers'
