@@ -52,11 +52,9 @@ for command in "$@"; do
     pids+=($!)
 done
 status=0
-waited=()  # indices of the commands already waited for
 if [ "${SIKD_PIECE_STOP_WITH_FIRST:-0}" = 1 ] && [ ${#pids[@]} -gt 1 ]; then
     wait "${pids[0]}" || status=$?
     for k in "${!pids[@]}"; do
-        waited[$k]=1
         [ "$k" -gt 0 ] || continue
         kill -TERM -- "-${pids[$k]}" 2>/dev/null  # the whole group: the command and its workers
         wait "${pids[$k]}"
@@ -68,11 +66,9 @@ if [ "${SIKD_PIECE_STOP_WITH_FIRST:-0}" = 1 ] && [ ${#pids[@]} -gt 1 ]; then
         fi
         [ "$code" -eq 0 ] || [ "$status" -ne 0 ] || status=$code
     done
+else
+    for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 fi
-for k in "${!pids[@]}"; do
-    [ -z "${waited[$k]:-}" ] || continue
-    wait "${pids[$k]}" || status=$?
-done
 for log in "$out"/run*.log; do echo "== $log"; tail -4 "$log"; done
 tar czf "$out/piece.tgz" book/results
 if [ -d "$parts" ]; then rm -rf "$keep" && mkdir -p "$keep" && cp -r "$parts/." "$keep/"; fi
