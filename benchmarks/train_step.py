@@ -81,38 +81,56 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--compiled", choices=("all", "step", "none"), default="all",
+                        help="compiled rows on CUDA: all three, only the whole-step ones (each compile takes "
+                             "a minute or two), or none (default: %(default)s)")
+    parser.add_argument("--no-compile", action="store_true", help="the same as --compiled none")
     args = parser.parse_args()
+    compiled = "none" if args.no_compile else args.compiled
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     warmup = 5 if cuda else 2
     common = dict(device=device, base=args.base, size=args.size, batch=args.batch, classes=args.classes,
                   steps=args.steps, warmup=warmup)
-    rows = [("reference: fp32, NCHW, deterministic cuDNN (official code)",
-             step_rate(precision="fp32", channels_last=False, compile_=False, deterministic=cuda, **common))]
-    if cuda:
-        auto = choose_precision(device)
-        other = "fp16" if auto == "bf16" else "bf16"
-        rows.append((f"sikd_utils default: {auto} + channels-last", step_rate(precision=auto, channels_last=True, compile_=False, **common)))
-        rows.append((f"forced {other} + channels-last", step_rate(precision=other, channels_last=True, compile_=False, **common)))
-        rows.append(("default + fused Adam", step_rate(precision=auto, channels_last=True, compile_=False, fused=True,
-                                                      **common)))
-        if not args.no_compile:
-            slow = {**common, "warmup": 15}
-            rows.append(("default + torch.compile (student)", step_rate(precision=auto, channels_last=True, compile_=True, **slow)))
-            rows.append(("default + whole step compiled, fused Adam",
-                         step_rate(precision=auto, channels_last=True, compile_="step", fused=True, **slow)))
-            rows.append(("default + whole step, CUDA graphs, fused Adam",
-                         step_rate(precision=auto, channels_last=True, compile_="step-graphs", fused=True, **slow)))
-    else:
-        rows.append(("channels-last (CPU)", step_rate(precision="fp32", channels_last=True, compile_=False, **common)))
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     if cuda:
         name += " (compute capability {}.{})".format(*torch.cuda.get_device_capability(device))
-    print(f"{name}; U-Net base {args.base}, {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}")
-    reference = rows[0][1]
-    for label, rate in rows:
-        print(f"{label:60s} {rate:9.1f} images/s   x{rate / reference:.2f}")
+    print(f"{name}; U-Net base {args.base}, {args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}",
+          flush=True)
+    reference = step_rate(precision="fp32", channels_last=False, compile_=False, deterministic=cuda, **common)
+
+    def row(label, rate):  # printed as measured: a compile that fails or runs out of time keeps the rows before it
+        text = f"{rate:9.1f} images/s   x{rate / reference:.2f}" if isinstance(rate, float) else rate
+        print(f"{label:60s} {text}", flush=True)
+
+    row("reference: fp32, NCHW, deterministic cuDNN (official code)", reference)
+    rows = []
+    if cuda:
+        auto = choose_precision(device)
+        other = "fp16" if auto == "bf16" else "bf16"
+        rows += [(f"sikd_utils default: {auto} + channels-last", dict(precision=auto, compile_=False)),
+                 (f"forced {other} + channels-last", dict(precision=other, compile_=False)),
+                 ("default + fused Adam", dict(precision=auto, compile_=False, fused=True))]
+        slow = {"warmup": 15}
+        if compiled == "all":
+            rows.append(("default + torch.compile (student)", dict(precision=auto, compile_=True, **slow)))
+        if compiled != "none":
+            rows += [("default + whole step compiled, fused Adam",
+                      dict(precision=auto, compile_="step", fused=True, **slow)),
+                     ("default + whole step, CUDA graphs, fused Adam",
+                      dict(precision=auto, compile_="step-graphs", fused=True, **slow))]
+    else:
+        rows.append(("channels-last (CPU)", dict(precision="fp32", compile_=False)))
+    for label, options in rows:
+        options = {**common, "channels_last": True, **options}
+        started = time.perf_counter()
+        try:
+            rate = step_rate(**options)
+        except Exception as error:  # noqa: BLE001 - a compiler failure is a result to report, not a crash
+            rate = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''}"
+        if options["compile_"]:
+            label += f" [{time.perf_counter() - started:.0f} s with compiling]"
+        row(label, rate)
     if cuda:
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
 
