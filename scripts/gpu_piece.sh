@@ -12,7 +12,8 @@
 # will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
 # SIKD_PIECE_STOP_WITH_FIRST=1 stops the other commands when the first one ends: for a session's last piece,
 # where a neighbour's network that cannot finish before the machine goes back is GPU time lost (it ran on
-# for 2.4 of a session's 30 minutes once). Each command runs in a process group of its own, so its worker
+# for 2.4 of a session's 30 minutes once); give an ablate command --finish-only there too (it stops a job once the job
+# cannot finish in time). Each command runs in a process group of its own, so its worker
 # processes stop with it; part files and checkpoints are written atomically, so a stop loses only the
 # network or test set in progress.
 # Run it again (same commands) to continue: finished work is reused. Take each piece into the caller's

@@ -108,6 +108,8 @@ class AblationSettings(ReproduceSettings):
     variants: tuple[str, ...] | None = None
     evidence_dir: str | None = "book/results"  # None: never import the evidence run's methods
     parts_dir: str | None = None  # None: ``results_dir/parts`` (committed with the results; see the docstring)
+    # a session's last piece: stop a job as soon as it cannot finish by the deadline (see reproduce._Deadline)
+    finish_only: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -203,6 +205,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
     import pandas as pd
 
     from .orchestration import evaluate_methods, provenance, seed_scores_of, train_roles
+    from .train import LAST
 
     settings = settings.for_task(task)
     config = settings.config(task)
@@ -214,18 +217,24 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // settings.workers))
-    clock = _Deadline(deadline)
+    clock = _Deadline(deadline, finish_only=settings.finish_only)
     folder = _parts(settings, task, seed)
     try:
         clock._check(60.0, "start")
         splits = _splits(settings, config)
+        runs = _job_runs(config, splits.tag, todo)
+        tests = len(_test_sets(settings, task))
         trained = {}  # (role, run key) -> TrainResult, shared by the group's methods
-        for method in todo:
+        for number, method in enumerate(todo):
             results, configs = {}, {}
             for role, overrides in ab.units(method):
                 configs[role] = cfg = ab.role_config(config, role, overrides)
                 key = (role, cfg.run_key(splits.tag))
                 if key not in trained:
+                    later = list(runs)[list(runs).index(key) + 1:]
+                    root = cfg.run_root(splits.tag)
+                    clock.plan(runs[key], sum(runs[k] for k in later if k not in trained), tests * (len(todo) - number),
+                               begun=root is not None and (root / f"seed{seed}" / role / LAST).exists())
                     teachers = {r: results[r].model for r in results}
                     trained[key] = train_roles(cfg, splits, [role], seed, callbacks=(clock.after_epoch,),
                                                teachers=teachers)[role]
@@ -247,6 +256,17 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
     except TimeUp as stop:
         return {**outcome, "status": "stopped", "at": f"{stop}; {clock.summary()}"}
     return {**outcome, "at": clock.summary()}
+
+
+def _job_runs(config, tag: str, methods: list[str]) -> dict:
+    """``(role, run key) -> epochs`` of the networks a job of ``methods`` trains, in training order (a run
+    folder that is already finished reloads instead: counting it makes the estimate err on the long side)."""
+    runs = {}
+    for method in methods:
+        for role, overrides in ab.units(method):
+            cfg = ab.role_config(config, role, overrides)
+            runs.setdefault((role, cfg.run_key(tag)), cfg.train_config(role, 0).epochs)
+    return runs
 
 
 def _run_group_safely(settings, task, seed, methods, deadline):
@@ -565,6 +585,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="jobs run side by side as processes (methods sharing a teacher: the teacher with "
                              "one student first, then each other student as a job of its own)")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="for a session's last piece (its unfinished checkpoints are lost with the machine): "
+                             "stop a job after an epoch once its training and testing left cannot end before "
+                             "--max-minutes, giving the GPU to jobs that can")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
     parser.add_argument("--evidence-dir", default="book/results",
@@ -583,7 +607,7 @@ def main(args) -> int:
                                 preset=args.preset, tasks=tuple(dict.fromkeys(args.tasks)),
                                 seeds=tuple(args.seeds) if args.seeds else None, out_dir=args.out_dir,
                                 results_dir=args.results_dir, parts_dir=args.parts_dir,
-                                max_minutes=args.max_minutes, workers=args.workers,
+                                max_minutes=args.max_minutes, workers=args.workers, finish_only=args.finish_only,
                                 device=args.device, progress=args.progress, command=command,
                                 variants=tuple(args.variants) if args.variants else None)
     if args.check_evidence:

@@ -168,25 +168,75 @@ def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
 
 
 # --------------------------------------------------------------------------- one (task, seed) job
-class _Deadline:
-    """Stops a job between epochs or test sets when the next one would end past ``deadline``."""
+#: seconds a test set is assumed to take before this process has timed one (measured 0.5-3 s: abdomen beside 9
+#: other processes ~0.6, fundus ~1.5 and cardiac ~3 on one CPU thread); only ``finish_only`` uses it
+TEST_SECONDS_GUESS = 2.0
+# per process (a pool's worker keeps them from one job to the next): test sets timed, the last epoch's seconds
+_measured = {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None}
 
-    def __init__(self, deadline: float | None):
+
+class _Deadline:
+    """Stops a job between epochs or test sets when the next one would end past ``deadline``.
+
+    With ``finish_only`` it also stops a job after an epoch once the work it still has (``plan``: the epochs
+    left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
+    session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
+    should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
+    job's last three epochs (× 1.1; the first is left out once there are others: it pays cuDNN's autotuning)
+    and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has timed one); a
+    run that has not trained an epoch yet is estimated from the last epoch this process trained, if any, so a
+    job that cannot finish is not begun.
+    """
+
+    def __init__(self, deadline: float | None, finish_only: bool = False):
         self.deadline = deadline
+        self.finish_only = finish_only
         self.epoch_seconds = 0.0
         self.eval_seconds = 0.0
         self.epochs, self.trained_seconds = 0, 0.0
         self._eval_started = None
+        self._plan = None  # (epochs of the run training now, epochs of later runs, test sets)
+        self._epoch_times = []
 
     def _check(self, next_seconds: float, what: str) -> None:
         if self.deadline is not None and time.time() + 1.5 * next_seconds + 5 > self.deadline:
             raise TimeUp(what)
 
+    def plan(self, epochs: int, later_epochs: int, tests: int, begun: bool = False) -> None:
+        """What the job has left as a run starts: its ``epochs``, the ``later_epochs`` of the runs after it, and
+        the ``tests`` (test sets) to run once they are trained. ``begun``: the run resumes a checkpoint, so how
+        many of its epochs are left is known only after its first epoch here (no estimate before)."""
+        self._plan = (int(epochs), int(later_epochs), int(tests))
+        if self.finish_only and not begun and not self._epoch_times and _measured["epoch_seconds"]:
+            self._refuse_unfinishable("start", 0, _measured["epoch_seconds"])
+
+    def _refuse_unfinishable(self, what: str, epoch: int, epoch_seconds: float | None) -> None:
+        needed = self.seconds_left_needed(epoch, epoch_seconds)
+        if needed is not None and self.deadline is not None and time.time() + needed > self.deadline:
+            raise TimeUp(f"{what}: cannot finish (~{needed / 60:.1f} min of work left, "
+                         f"{max(0.0, self.deadline - time.time()) / 60:.1f} min to the deadline; --finish-only)")
+
+    def seconds_left_needed(self, epoch: int, epoch_seconds: float | None = None) -> float | None:
+        """The estimated seconds of work left after ``epoch`` of the current run (None without a plan), at
+        ``epoch_seconds`` per epoch (default: the slowest of the job's last three epochs, the first left out)."""
+        if self._plan is None:
+            return None
+        epochs, later, tests = self._plan
+        timed = _measured["tests"]
+        test_seconds = _measured["test_seconds"] / timed if timed else TEST_SECONDS_GUESS
+        recent = (self._epoch_times[1:] or self._epoch_times)[-3:]
+        per_epoch = (max(recent) if recent else 0.0) if epoch_seconds is None else epoch_seconds
+        return 1.1 * per_epoch * (max(0, epochs - epoch) + later) + tests * test_seconds
+
     def after_epoch(self, record: dict) -> None:
         self.epochs += 1
         self.trained_seconds += float(record.get("seconds", 0.0))
         self.epoch_seconds = max(self.epoch_seconds, float(record.get("seconds", 0.0)))
+        self._epoch_times.append(float(record.get("seconds", 0.0)))
+        _measured["epoch_seconds"] = self._epoch_times[-1] or _measured["epoch_seconds"]
         self._check(self.epoch_seconds, f"epoch {record.get('epoch')}")
+        if self.finish_only:
+            self._refuse_unfinishable(f"epoch {record.get('epoch')}", int(record.get("epoch", 0)), None)
 
     def summary(self) -> str:
         """What this piece did, for calibrating the next one."""
@@ -198,6 +248,8 @@ class _Deadline:
         now = time.time()
         if self._eval_started is not None:
             self.eval_seconds = max(self.eval_seconds, now - self._eval_started)
+            _measured["test_seconds"] += now - self._eval_started
+            _measured["tests"] += 1
         self._check(self.eval_seconds, f"testing {method} on {key}")
         self._eval_started = time.time()
 

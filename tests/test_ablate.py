@@ -247,3 +247,26 @@ def test_jobs_a_finished_job_asks_for_run_before_those_waiting():
     seen.clear()
     run_jobs(abs, [(-1,), (-2,), (-3,)], 2, collect)  # processes: every job and follow-up runs once
     assert sorted(seen) == [1, 2, 3, 10, 11]
+
+
+def test_finish_only_leaves_a_job_that_cannot_finish_unbegun(finished, monkeypatch):
+    import dataclasses
+    import time
+
+    from sikd_utils import reproduce as rp
+
+    settings, _, _ = finished
+    # this worker's last epoch took 1000 s: the bottleneck student (its teacher is trained) cannot end in 10 min
+    monkeypatch.setattr(rp, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": 1000.0})
+    last_piece = dataclasses.replace(settings, finish_only=True)
+    outcome = ar.run_group(last_piece, "polyp", 0, ["bottleneck"], deadline=time.time() + 600)
+    assert outcome["status"] == "stopped" and "start: cannot finish" in outcome["at"], outcome
+    assert not ar._method_done(last_piece, "polyp", 0, "bottleneck")
+
+
+def test_cli_ablate_has_finish_only():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    ar.add_arguments(parser)
+    assert parser.parse_args(["--finish-only"]).finish_only and not parser.parse_args([]).finish_only

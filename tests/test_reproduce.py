@@ -229,3 +229,53 @@ def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
     done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out2"), "9", "waiter", "quick"],
                           cwd=root, capture_output=True, text=True, timeout=50, env=env)
     assert done.returncode == 0 and "STOPPED" not in (tmp_path / "out2" / "run2.log").read_text()
+
+
+@pytest.fixture()
+def fresh_process(monkeypatch):
+    """The per-process timings _Deadline keeps, as in a worker that has timed nothing yet."""
+    monkeypatch.setattr(rp, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None})
+
+
+def test_finish_only_stops_a_job_that_cannot_end_by_the_deadline(fresh_process):
+    import time
+
+    # 100 s left; after epoch 1 of 20 at 10 s each, ~19 epochs and 10 test sets are left: > 200 s
+    clock = rp._Deadline(time.time() + 100, finish_only=True)
+    clock.plan(20, 0, 10)
+    with pytest.raises(rp.TimeUp, match="cannot finish"):
+        clock.after_epoch({"epoch": 1, "seconds": 10.0})
+    # the same job with time enough goes on; without finish_only only the next epoch must fit
+    roomy = rp._Deadline(time.time() + 1000, finish_only=True)
+    roomy.plan(20, 0, 10)
+    roomy.after_epoch({"epoch": 1, "seconds": 10.0})
+    plain = rp._Deadline(time.time() + 100)
+    plain.plan(20, 0, 10)
+    plain.after_epoch({"epoch": 1, "seconds": 10.0})
+
+
+def test_finish_only_counts_later_runs_and_leaves_out_the_first_epoch(fresh_process):
+    import time
+
+    clock = rp._Deadline(time.time() + 3000, finish_only=True)
+    clock.plan(5, 15, 0)  # a teacher's last epochs, then a student's 15
+    clock.after_epoch({"epoch": 1, "seconds": 50.0})  # cuDNN autotuning: not the rate
+    clock.after_epoch({"epoch": 2, "seconds": 5.0})
+    # left after epoch 2: 3 + 15 epochs at 5 s (x 1.1); the 50 s epoch would make it 990 s
+    assert clock.seconds_left_needed(2) == pytest.approx(1.1 * 5.0 * 18)
+    # test sets at this process's measured mean once it has timed some, TEST_SECONDS_GUESS before
+    clock.plan(1, 0, 4)
+    assert clock.seconds_left_needed(0) == pytest.approx(1.1 * 5.0 + 4 * rp.TEST_SECONDS_GUESS)
+    rp._measured.update(test_seconds=3.0, tests=6)
+    assert clock.seconds_left_needed(0) == pytest.approx(1.1 * 5.0 + 4 * 0.5)
+
+
+def test_finish_only_does_not_begin_what_this_process_cannot_finish(fresh_process):
+    import time
+
+    rp._measured["epoch_seconds"] = 30.0  # the last epoch this worker trained, for an earlier job
+    with pytest.raises(rp.TimeUp, match="start: cannot finish"):
+        rp._Deadline(time.time() + 300, finish_only=True).plan(20, 0, 0)
+    # a run resuming a checkpoint may have few epochs left: it is judged after its first epoch here
+    rp._Deadline(time.time() + 300, finish_only=True).plan(20, 0, 0, begun=True)
+    rp._Deadline(time.time() + 300).plan(20, 0, 0)  # and without finish_only nothing is refused
