@@ -64,6 +64,17 @@ that rate, abdomen's ablation (``teacher_raw`` and ``baseline`` imported) is per
 ≈ 1,150 plain epochs, ≈ 36 min for 5 seeds, plus a few minutes of testing. That is two sessions' GPU
 time, each finishing the teacher groups it starts: e.g. SIKD's group and the skip and one-hot teachers'
 in one (≈ 23 min of training), SwinUNETR and BasicUNet with their baselines in the next.
+
+Measured later on 2026-12-02 (three pieces, 6.6 + 9.3 + 7.2 min, abdomen's SIKD group on 5 workers beside the
+fundus remainder on 4, then 10 + 3): an abdomen teacher epoch took 3.0-3.1 s in each of 9 processes (≈ 2.9
+epochs/s over the GPU), a distilled abdomen epoch 4.4-4.6 s beside 8 others and 6.0-7.0 s beside 12, a
+fundus SwinUNETR epoch 6.5-8.0 s; the GPU was 86-94 % busy. The five 160-epoch teachers and their first
+students took ~15 min; λ 0.5, 1 and 4 then finished on all seeds. The last piece ended with eight students at
+epochs 15-20 of 20, lost with the machine, and with them the teachers of seeds 0, 1, 2 and 4 that their
+remaining students need (``--finish-only`` now stops such jobs early). Left for abdomen, at that rate: those
+four teachers again with 8 students (≈ 5 min), the skip and one-hot teachers' groups (≈ 12 min), SwinUNETR,
+BasicUNet and their baselines (≈ 16 min; SwinUNETR epochs taken as 1.5 plain ones, as on fundus); fundus
+has BasicUNet and the two backbone baselines left (≈ 4-5 min). That is two more sessions.
 """
 
 from __future__ import annotations
