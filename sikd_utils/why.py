@@ -22,7 +22,8 @@ from .reproduce import load_results
 __all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
-           "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence"]
+           "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
+           "LAMBDA_RULE", "lambda_curve", "lambda_slopes", "lambda_sentences", "lambda_figure"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -283,6 +284,106 @@ def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = No
                             limit=limit)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+#: where each method sits on the λ axis: SIKD is the paper's λ = 2; the baseline (no distillation term, λ = 0)
+#: is drawn beside the curve rather than on it, as the step from 0 to 0.5 also adds the teacher
+LAMBDA_OF = {"lambda_0.5": 0.5, "lambda_1": 1.0, "sikd": 2.0, "lambda_4": 4.0}
+#: how :func:`lambda_slopes` reads the λ curve, in words
+LAMBDA_RULE = ("Per seed, Dice (points) is fitted by least squares against log₂ λ over the distilled students "
+               "(λ = 0.5, 1, 2, 4; they share SIKD's teacher), so the slope is the change of Dice per doubling "
+               "of λ; the slopes' mean ± 95 % CI over seeds is a *gain* or *loss* when the CI excludes 0, as in "
+               "the rule above.")
+
+
+def lambda_curve(scores: pd.DataFrame) -> pd.DataFrame:
+    """Dice (points) against λ per (task, summary test set, seed), from the λ variants and SIKD; the baseline
+    rows carry ``lam`` NaN. Columns: task, family (a :data:`SUMMARIES` name), seed, method, lam, dice."""
+    summary = summary_scores(scores)
+    kept = summary[summary["method"].isin([*LAMBDA_OF, "baseline"])]
+    return kept.assign(lam=kept["method"].map(LAMBDA_OF), dice=100 * kept["dice"])[
+        ["task", "family", "seed", "method", "lam", "dice"]].reset_index(drop=True)
+
+
+def lambda_slopes(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, summary): the per-seed slope of Dice on log₂ λ (:data:`LAMBDA_RULE`), mean ± 95 % CI over
+    seeds and its outcome; only where a seed has at least three λ values."""
+    from .metrics import mean_ci
+
+    rows = []
+    distilled = curve[curve["lam"].notna()]
+    for (task, family), group in distilled.groupby(["task", "family"], sort=False):
+        slopes = []
+        for _, seed_rows in group.groupby("seed"):
+            if seed_rows["lam"].nunique() >= 3:
+                slopes.append(float(np.polyfit(np.log2(seed_rows["lam"]), seed_rows["dice"], 1)[0]))
+        if not slopes:
+            continue
+        slope, half = mean_ci(slopes)
+        outcome = stats._outcome(slope - half, slope + half) if np.isfinite(half) else "tie"
+        rows.append({"task": task, "summary": family, "slope": slope, "ci": half, "outcome": outcome,
+                     "n_seeds": len(slopes), "lambdas": int(group["lam"].nunique())})
+    return pd.DataFrame(rows, columns=["task", "summary", "slope", "ci", "outcome", "n_seeds", "lambdas"])
+
+
+def lambda_sentences(slopes: pd.DataFrame) -> list[str]:
+    """One sentence per task from :func:`lambda_slopes`: how Dice moves per doubling of λ on each summary."""
+    from .data.tasks import TASKS
+
+    words = {"gain": "rises", "loss": "falls", "tie": "does not move detectably"}
+    lines = []
+    for task, group in slopes.groupby("task", sort=False):
+        parts = [f"on {r.summary} it {words[r.outcome]} ({_number(r.slope, r.ci)} points)" for r in group.itertuples()]
+        title = TASKS[task].title if task in TASKS else task
+        lines.append(f"{title}, per doubling of λ over {group['lambdas'].max()} values and "
+                     f"{group['n_seeds'].max()} seeds: " + "; ".join(parts) + ".")
+    return lines
+
+
+def lambda_figure(curve: pd.DataFrame):
+    """Dice against λ, one panel per (task, summary test set): each seed a thin line, the mean ± 95 % CI over
+    seeds in colour, the baseline's mean (λ = 0: no distillation) as a dashed line with its CI as a band."""
+    import matplotlib.pyplot as plt
+
+    from .metrics import mean_ci
+
+    tasks = list(dict.fromkeys(curve["task"]))
+    families = [f for f in SUMMARIES if f in set(curve["family"])]
+    fig, axes = plt.subplots(len(tasks), len(families), figsize=(3.6 * len(families), 2.7 * len(tasks)),
+                             squeeze=False)
+    for row, task in zip(axes, tasks):
+        for ax, family in zip(row, families):
+            part = curve[(curve["task"] == task) & (curve["family"] == family)]
+            distilled = part[part["lam"].notna()].sort_values("lam")
+            for _, seed_rows in distilled.groupby("seed"):
+                ax.plot(seed_rows["lam"], seed_rows["dice"], color="0.75", linewidth=0.8)
+            lams = sorted(distilled["lam"].unique())
+            stats_ = [mean_ci(distilled.loc[distilled["lam"] == lam, "dice"]) for lam in lams]
+            means = [m for m, _ in stats_]
+            halves = [h if np.isfinite(h) else 0.0 for _, h in stats_]
+            ax.errorbar(lams, means, yerr=halves, color="C0", marker="o", capsize=3, label="SIKD students")
+            shown = list(distilled["dice"])
+            base = part.loc[part["method"] == "baseline", "dice"]
+            if len(base):
+                mean, half = mean_ci(base)
+                ax.axhline(mean, color="C3", linestyle="--", linewidth=1, label="baseline (λ = 0)")
+                if np.isfinite(half):
+                    ax.axhspan(mean - half, mean + half, color="C3", alpha=0.12, linewidth=0)
+                    shown += [mean - half, mean + half]
+            if shown:  # the seeds and the baseline's band; a CI reaching past them (one odd seed) is cut off
+                low, high = min(shown), max(shown)
+                pad = 0.08 * (high - low) or 0.5
+                ax.set_ylim(low - pad, high + pad)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(lams, [f"{lam:g}" for lam in lams])
+            ax.minorticks_off()
+            ax.set_title(f"{task} · {family}", fontsize=9)
+            ax.set_xlabel("λ (log scale; SIKD: 2)", fontsize=8)
+            ax.set_ylabel("Dice (points)", fontsize=8)
+            ax.tick_params(labelsize=8)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -346,5 +346,8 @@ class TestNotebookRuns:
         text = _outputs_text(executed.cells)
         assert "Pending" not in text
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 4  # the ingredient grid, one fingerprint figure per task, students beside teachers
+        # the ingredient grid, one fingerprint figure per task, the λ curve, students beside teachers
+        assert len(images) == 5
+        for line in why.lambda_sentences(why.lambda_slopes(why.lambda_curve(scores))):
+            assert line in text
         assert "(task, variant) pairs" in text  # the sentence beside the students-and-teachers figure

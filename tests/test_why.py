@@ -139,3 +139,33 @@ def viz_figure(pairs):
     fig = viz.teacher_student_figure(pairs)
     plt.close(fig)
     return fig
+
+
+def test_the_lambda_curve_recovers_a_known_slope():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    # Dice falls one point per doubling of λ (seed by seed, slightly different), on every test set
+    scores = _scores({"lambda_0.5": (0.020, 0.021, 0.019), "lambda_1": (0.010, 0.010, 0.010),
+                      "lambda_4": (-0.010, -0.011, -0.009)})
+    curve = why.lambda_curve(scores)
+    assert set(curve["method"]) == {"baseline", "sikd", "lambda_0.5", "lambda_1", "lambda_4"}
+    assert curve.loc[curve["method"] == "baseline", "lam"].isna().all()  # beside the curve, not on it
+    assert curve.loc[curve["method"] == "sikd", "lam"].eq(2.0).all()
+    slopes = why.lambda_slopes(curve)
+    assert set(slopes["summary"]) == set(why.SUMMARIES)
+    assert slopes["slope"].to_numpy() == pytest.approx([-1.0] * 3, abs=0.05)
+    assert (slopes["outcome"] == "loss").all() and (slopes["n_seeds"] == 3).all()
+    (line,) = why.lambda_sentences(slopes)
+    assert line.startswith("Optic disc") and "falls (-1.0 ± " in line and "4 values and 3 seeds" in line
+    fig = why.lambda_figure(curve)
+    assert len(fig.axes) == 3 and all(ax.get_xscale() == "log" for ax in fig.axes)
+    # the baseline's dashed line sits where its Dice is (0.8 - 0.01 s, mean over seeds 0-2)
+    assert fig.axes[0].lines[-1].get_ydata()[0] == pytest.approx(79.0)
+
+
+def test_the_lambda_slope_needs_three_values_per_seed():
+    two = _scores({"lambda_4": (-0.01, -0.01, -0.01)})  # SIKD's λ = 2 and λ = 4 only
+    assert why.lambda_slopes(why.lambda_curve(two)).empty
+    flat = _scores({"lambda_1": (0.0, 0.001, -0.001), "lambda_4": (0.001, -0.001, 0.0)})
+    assert (why.lambda_slopes(why.lambda_curve(flat))["outcome"] == "tie").all()
