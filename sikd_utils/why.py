@@ -288,8 +288,8 @@ def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = No
     return fig
 
 
-#: where each method sits on the λ axis: SIKD is the paper's λ = 2; the baseline (no distillation term, λ = 0)
-#: is drawn beside the curve rather than on it, as the step from 0 to 0.5 also adds the teacher
+#: the place of each method on the λ axis (SIKD is the paper's λ = 2); the baseline (no distillation term,
+#: λ = 0) is drawn beside the curve rather than on it, as the step from 0 to 0.5 also adds the teacher
 LAMBDA_OF = {"lambda_0.5": 0.5, "lambda_1": 1.0, "sikd": 2.0, "lambda_4": 4.0}
 #: how :func:`lambda_slopes` reads the λ curve, in words
 LAMBDA_RULE = ("Per seed, Dice (points) is fitted by least squares against log₂ λ over the distilled students "
@@ -303,7 +303,7 @@ def lambda_curve(scores: pd.DataFrame) -> pd.DataFrame:
     rows carry ``lam`` NaN. Columns: task, family (a :data:`SUMMARIES` name), seed, method, lam, dice."""
     summary = summary_scores(scores)
     kept = summary[summary["method"].isin([*LAMBDA_OF, "baseline"])]
-    return kept.assign(lam=kept["method"].map(LAMBDA_OF), dice=100 * kept["dice"])[
+    return kept.assign(lam=kept["method"].map(LAMBDA_OF).astype(float), dice=100 * kept["dice"].astype(float))[
         ["task", "family", "seed", "method", "lam", "dice"]].reset_index(drop=True)
 
 

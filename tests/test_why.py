@@ -169,3 +169,10 @@ def test_the_lambda_slope_needs_three_values_per_seed():
     assert why.lambda_slopes(why.lambda_curve(two)).empty
     flat = _scores({"lambda_1": (0.0, 0.001, -0.001), "lambda_4": (0.001, -0.001, 0.0)})
     assert (why.lambda_slopes(why.lambda_curve(flat))["outcome"] == "tie").all()
+
+
+def test_the_lambda_curve_takes_object_columns():
+    # the notebook concatenates committed and interim tables, which can leave Dice as dtype object
+    scores = _scores({"lambda_0.5": (0.02, 0.021, 0.019), "lambda_1": (0.01, 0.01, 0.01)})
+    curve = why.lambda_curve(scores.astype({"dice": object}))
+    assert curve["dice"].dtype == float and len(why.lambda_slopes(curve)) == 3
