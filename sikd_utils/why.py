@@ -347,10 +347,9 @@ def lambda_figure(curve: pd.DataFrame):
     seeds in colour, the baseline's mean (λ = 0: no distillation) as a dashed line with its CI as a band."""
     import matplotlib.pyplot as plt
 
-    from .metrics import mean_ci
-
     tasks = list(dict.fromkeys(curve["task"]))
     families = [f for f in SUMMARIES if f in set(curve["family"])]
+    means = stats.method_summary(curve.assign(severity=0)).set_index(["task", "family", "method"])
     fig, axes = plt.subplots(len(tasks), len(families), figsize=(3.6 * len(families), 2.7 * len(tasks)),
                              squeeze=False)
     for row, task in zip(axes, tasks):
@@ -359,15 +358,14 @@ def lambda_figure(curve: pd.DataFrame):
             distilled = part[part["lam"].notna()].sort_values("lam")
             for _, seed_rows in distilled.groupby("seed"):
                 ax.plot(seed_rows["lam"], seed_rows["dice"], color="0.75", linewidth=0.8)
-            lams = sorted(distilled["lam"].unique())
-            stats_ = [mean_ci(distilled.loc[distilled["lam"] == lam, "dice"]) for lam in lams]
-            means = [m for m, _ in stats_]
-            halves = [h if np.isfinite(h) else 0.0 for _, h in stats_]
-            ax.errorbar(lams, means, yerr=halves, color="C0", marker="o", capsize=3, label="SIKD students")
+            methods = sorted(set(distilled["method"]), key=LAMBDA_OF.get)
+            lams = [LAMBDA_OF[m] for m in methods]
+            rows = means.loc[[(task, family, m) for m in methods]]
+            ax.errorbar(lams, rows["dice"], yerr=rows["dice_ci"].fillna(0.0), color="C0", marker="o", capsize=3,
+                        label="SIKD students")
             shown = list(distilled["dice"])
-            base = part.loc[part["method"] == "baseline", "dice"]
-            if len(base):
-                mean, half = mean_ci(base)
+            if (task, family, "baseline") in means.index:
+                mean, half = means.loc[(task, family, "baseline"), ["dice", "dice_ci"]]
                 ax.axhline(mean, color="C3", linestyle="--", linewidth=1, label="baseline (λ = 0)")
                 if np.isfinite(half):
                     ax.axhspan(mean - half, mean + half, color="C3", alpha=0.12, linewidth=0)
