@@ -4,6 +4,9 @@ per-item DataLoader path (each slice resampled on the CPU, then copied to the de
 the faster step of issue 12 to the batched path: Adam with and without the fused kernel
 (``fused_optimizer``) and the whole step compiled (``compile_step="whole"``, and on CUDA
 ``"cuda_graphs"``); ``--no-compile`` leaves the compiled rows out (on a CPU they compile for minutes).
+Each row says how long its untimed first epoch took, where a compiled step pays its compilation: a
+preset's short runs (20-epoch students) may not earn it back. A row that fails is reported, and the
+others still run.
 
     python benchmarks/train_epoch.py                                   # CPU: 64 px, base 8, 200 slices
     python benchmarks/train_epoch.py --device cuda --size 128 --base 32 --batch 32 --images 1500
@@ -24,8 +27,9 @@ from sikd_utils.data.synthetic import make_cases
 from sikd_utils.train import TrainConfig, build_model, train
 
 
-def epoch_rate(data, role, teacher, args, batched: bool, **settings) -> tuple[float, float]:
-    """(images per second of the timed epochs, peak device memory in GiB); ``settings`` go to TrainConfig."""
+def epoch_rate(data, role, teacher, args, batched: bool, **settings) -> tuple[float, float, float]:
+    """(images per second of the timed epochs, peak device memory in GiB, seconds of the untimed first epoch,
+    which pays autotuning and any compilation); ``settings`` go to TrainConfig."""
     model = build_model(role, data.in_channels, 3, args.base, seed=0)
     config = TrainConfig(role=role, epochs=1 + args.epochs, batch_size=args.batch, seed=0, device=args.device,
                          batched_augmentation=batched, progress=False, **settings)
@@ -39,7 +43,7 @@ def epoch_rate(data, role, teacher, args, batched: bool, **settings) -> tuple[fl
 
     train(model, data, config, teacher=teacher, callbacks=(clock,))
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return len(data) * args.epochs / sum(times[1:]), peak
+    return len(data) * args.epochs / sum(times[1:]), peak, times[0]
 
 
 def main() -> None:
@@ -68,12 +72,19 @@ def main() -> None:
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
     for role in args.roles:
         distilled = teacher if role == "student" else None
-        reference, peak = epoch_rate(data, role, distilled, args, batched=False, fused_optimizer=False)
-        print(f"{role:9s} {'per-item DataLoader (reference)':34s} {reference:8.0f} img/s | peak memory {peak:.2f} GiB")
+        reference, peak, first = epoch_rate(data, role, distilled, args, batched=False, fused_optimizer=False)
+        print(f"{role:9s} {'per-item DataLoader (reference)':34s} {reference:8.0f} img/s | peak memory {peak:.2f} GiB"
+              f" | first epoch {first:.0f} s", flush=True)
         for label, settings in rows:
-            ours, peak = epoch_rate(data, role, distilled, args, batched=True, **settings)
+            try:
+                ours, peak, first = epoch_rate(data, role, distilled, args, batched=True, **settings)
+            except Exception as error:  # noqa: BLE001 - a compiler failure is this row's result; the rest still run
+                first_line = str(error).splitlines()[0][:80] if str(error) else ""
+                print(f"{role:9s} {label:34s} failed: {type(error).__name__}: {first_line}", flush=True)
+                continue
+            # the first epoch is where a compiled step pays its compilation: weigh it against a run's epochs
             print(f"{role:9s} {label:34s} {ours:8.0f} img/s | ratio {ours / reference:5.2f}x | "
-                  f"peak memory {peak:.2f} GiB")
+                  f"peak memory {peak:.2f} GiB | first epoch {first:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
