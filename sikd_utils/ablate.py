@@ -234,6 +234,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
         clock._check(60.0, "start")
         splits = _splits(settings, config)
         runs = _job_runs(config, splits.tag, todo)
+        order = list(runs)
         tests = len(_test_sets(settings, task))
         trained = {}  # (role, run key) -> TrainResult, shared by the group's methods
         for number, method in enumerate(todo):
@@ -242,7 +243,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
                 configs[role] = cfg = ab.role_config(config, role, overrides)
                 key = (role, cfg.run_key(splits.tag))
                 if key not in trained:
-                    later = list(runs)[list(runs).index(key) + 1:]
+                    later = order[order.index(key) + 1:]
                     root = cfg.run_root(splits.tag)
                     clock.plan(runs[key], sum(runs[k] for k in later if k not in trained), tests * (len(todo) - number),
                                begun=root is not None and (root / f"seed{seed}" / role / LAST).exists())

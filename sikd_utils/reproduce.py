@@ -191,12 +191,10 @@ class _Deadline:
     def __init__(self, deadline: float | None, finish_only: bool = False):
         self.deadline = deadline
         self.finish_only = finish_only
-        self.epoch_seconds = 0.0
         self.eval_seconds = 0.0
-        self.epochs, self.trained_seconds = 0, 0.0
         self._eval_started = None
         self._plan = None  # (epochs of the run training now, epochs of later runs, test sets)
-        self._epoch_times = []
+        self._epoch_times = []  # seconds of each epoch this job trained in this piece
 
     def _check(self, next_seconds: float, what: str) -> None:
         if self.deadline is not None and time.time() + 1.5 * next_seconds + 5 > self.deadline:
@@ -229,20 +227,18 @@ class _Deadline:
         return 1.1 * per_epoch * (max(0, epochs - epoch) + later) + tests * test_seconds
 
     def after_epoch(self, record: dict) -> None:
-        self.epochs += 1
-        self.trained_seconds += float(record.get("seconds", 0.0))
-        self.epoch_seconds = max(self.epoch_seconds, float(record.get("seconds", 0.0)))
         self._epoch_times.append(float(record.get("seconds", 0.0)))
         _measured["epoch_seconds"] = self._epoch_times[-1] or _measured["epoch_seconds"]
-        self._check(self.epoch_seconds, f"epoch {record.get('epoch')}")
+        self._check(max(self._epoch_times), f"epoch {record.get('epoch')}")
         if self.finish_only:
             self._refuse_unfinishable(f"epoch {record.get('epoch')}", int(record.get("epoch", 0)), None)
 
     def summary(self) -> str:
         """What this piece did, for calibrating the next one."""
-        if not self.epochs:
+        if not self._epoch_times:
             return "nothing trained in this piece"
-        return f"{self.epochs} epochs trained in this piece, {self.trained_seconds / self.epochs:.1f} s/epoch"
+        epochs = len(self._epoch_times)
+        return f"{epochs} epochs trained in this piece, {sum(self._epoch_times) / epochs:.1f} s/epoch"
 
     def before_eval(self, method, key) -> None:
         now = time.time()
