@@ -12,8 +12,9 @@
 # will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
 # SIKD_PIECE_STOP_WITH_FIRST=1 stops the other commands when the first one ends: for a session's last piece,
 # where a neighbour's network that cannot finish before the machine goes back is GPU time lost (it ran on
-# for 2.4 of a session's 30 minutes once); give an ablate command --finish-only there too (it stops a job once the job
-# cannot finish in time). Each command runs in a process group of its own, so its worker
+# for 2.4 of a session's 30 minutes once). A neighbour given --finish-only is not stopped but waited for: it
+# stops each of its jobs that cannot finish in time by itself, and its others can (stopping it killed 9 fundus
+# baselines that would have finished, once). Each command runs in a process group of its own, so its worker
 # processes stop with it; part files and checkpoints are written atomically, so a stop loses only the
 # network or test set in progress.
 # Run it again (same commands) to continue: finished work is reused. Take each piece into the caller's
@@ -43,6 +44,7 @@ parts=${SIKD_PIECE_PARTS:-book/results/ablations/parts}
 if [ -d "$keep" ]; then mkdir -p "$parts" && cp -rn "$keep/." "$parts/"; fi
 set -m  # each background command a process group of its own (see SIKD_PIECE_STOP_WITH_FIRST)
 pids=()
+commands=("$@")
 n=0
 for command in "$@"; do
     n=$((n + 1))
@@ -57,7 +59,10 @@ if [ "${SIKD_PIECE_STOP_WITH_FIRST:-0}" = 1 ] && [ ${#pids[@]} -gt 1 ]; then
     wait "${pids[0]}" || status=$?
     for k in "${!pids[@]}"; do
         [ "$k" -gt 0 ] || continue
-        kill -TERM -- "-${pids[$k]}" 2>/dev/null  # the whole group: the command and its workers
+        case " ${commands[$k]} " in
+            *" --finish-only "*) ;;  # it stops what cannot finish by itself
+            *) kill -TERM -- "-${pids[$k]}" 2>/dev/null ;;  # the whole group: the command and its workers
+        esac
         wait "${pids[$k]}"
         code=$?
         if [ "$code" -eq 143 ]; then  # 128 + SIGTERM: stopped here, not ended by itself

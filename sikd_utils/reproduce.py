@@ -182,10 +182,12 @@ class _Deadline:
     left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
     session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
     should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
-    job's last three epochs (× 1.1; the first is left out once there are others: it pays cuDNN's autotuning)
-    and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has timed one); a
-    run that has not trained an epoch yet is estimated from the last epoch this process trained, if any, so a
-    job that cannot finish is not begun.
+    job's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
+    timed one). A job is judged only once it has trained two epochs in this piece, from the second on: its
+    first pays cuDNN's autotuning and, when a piece's workers all start at once, their crowding (fundus
+    students timed 6 s for their first epoch and 1.1 s once the others had gone, and were stopped on the first
+    one). A run that has not trained an epoch yet is estimated from the last epoch this process trained, if
+    any, so a job that cannot finish is not begun.
     """
 
     def __init__(self, deadline: float | None, finish_only: bool = False):
@@ -222,15 +224,19 @@ class _Deadline:
         epochs, later, tests = self._plan
         timed = _measured["tests"]
         test_seconds = _measured["test_seconds"] / timed if timed else TEST_SECONDS_GUESS
-        recent = (self._epoch_times[1:] or self._epoch_times)[-3:]
+        recent = self._recent_epochs()
         per_epoch = (max(recent) if recent else 0.0) if epoch_seconds is None else epoch_seconds
         return 1.1 * per_epoch * (max(0, epochs - epoch) + later) + tests * test_seconds
 
+    def _recent_epochs(self) -> list[float]:
+        """The job's last three epoch times, its first epoch in this piece left out once there are others."""
+        return (self._epoch_times[1:] or self._epoch_times)[-3:]
+
     def after_epoch(self, record: dict) -> None:
         self._epoch_times.append(float(record.get("seconds", 0.0)))
-        _measured["epoch_seconds"] = self._epoch_times[-1] or _measured["epoch_seconds"]
+        _measured["epoch_seconds"] = self._recent_epochs()[-1] or _measured["epoch_seconds"]
         self._check(max(self._epoch_times), f"epoch {record.get('epoch')}")
-        if self.finish_only:
+        if self.finish_only and len(self._epoch_times) >= 2:
             self._refuse_unfinishable(f"epoch {record.get('epoch')}", int(record.get("epoch", 0)), None)
 
     def summary(self) -> str:

@@ -229,6 +229,10 @@ def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
     done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out2"), "9", "waiter", "quick"],
                           cwd=root, capture_output=True, text=True, timeout=50, env=env)
     assert done.returncode == 0 and "STOPPED" not in (tmp_path / "out2" / "run2.log").read_text()
+    # a neighbour with --finish-only stops what it cannot finish by itself: it is waited for, not stopped
+    done = subprocess.run(["bash", "scripts/gpu_piece.sh", str(tmp_path / "out3"), "9", "quick",
+                           "waiter --finish-only"], cwd=root, capture_output=True, text=True, timeout=50, env=env)
+    assert done.returncode == 0 and "STOPPED" not in (tmp_path / "out3" / "run2.log").read_text()
 
 
 @pytest.fixture()
@@ -240,18 +244,31 @@ def fresh_process(monkeypatch):
 def test_finish_only_stops_a_job_that_cannot_end_by_the_deadline(fresh_process):
     import time
 
-    # 100 s left; after epoch 1 of 20 at 10 s each, ~19 epochs and 10 test sets are left: > 200 s
+    # 100 s left; after epoch 2 of 20 at 10 s each, 18 epochs and 10 test sets are left: > 200 s
     clock = rp._Deadline(time.time() + 100, finish_only=True)
     clock.plan(20, 0, 10)
-    with pytest.raises(rp.TimeUp, match="cannot finish"):
-        clock.after_epoch({"epoch": 1, "seconds": 10.0})
+    clock.after_epoch({"epoch": 1, "seconds": 10.0})  # not judged on its first epoch alone
+    with pytest.raises(rp.TimeUp, match="epoch 2: cannot finish"):
+        clock.after_epoch({"epoch": 2, "seconds": 10.0})
     # the same job with time enough goes on; without finish_only only the next epoch must fit
     roomy = rp._Deadline(time.time() + 1000, finish_only=True)
     roomy.plan(20, 0, 10)
-    roomy.after_epoch({"epoch": 1, "seconds": 10.0})
     plain = rp._Deadline(time.time() + 100)
     plain.plan(20, 0, 10)
-    plain.after_epoch({"epoch": 1, "seconds": 10.0})
+    for epoch in (1, 2):
+        roomy.after_epoch({"epoch": epoch, "seconds": 10.0})
+        plain.after_epoch({"epoch": epoch, "seconds": 10.0})
+
+
+def test_finish_only_is_not_fooled_by_a_crowded_first_epoch(fresh_process):
+    import time
+
+    # as measured with 9 fundus workers starting at once: 6 s for the first epoch, 1.1 s after it
+    clock = rp._Deadline(time.time() + 60, finish_only=True)
+    clock.plan(20, 0, 0)
+    clock.after_epoch({"epoch": 1, "seconds": 6.0})  # 19 x 6 s would not fit in 60 s
+    clock.after_epoch({"epoch": 2, "seconds": 1.1})  # 18 x 1.1 s x 1.1 does
+    assert rp._measured["epoch_seconds"] == pytest.approx(1.1)
 
 
 def test_finish_only_counts_later_runs_and_leaves_out_the_first_epoch(fresh_process):
