@@ -75,6 +75,17 @@ remaining students need (``--finish-only`` now stops such jobs early). Left for 
 four teachers again with 8 students (≈ 5 min), the skip and one-hot teachers' groups (≈ 12 min), SwinUNETR,
 BasicUNet and their baselines (≈ 16 min; SwinUNETR epochs taken as 1.5 plain ones, as on fundus); fundus
 has BasicUNet and the two backbone baselines left (≈ 4-5 min). That is two more sessions.
+
+Measured in the next session (2026-12-02, commit 10edec9; pieces of 8.5, 8.5, 4.5, 1.3 and 2.7 min, abdomen on
+8 workers beside fundus on 3, the GPU 90-94 % busy): beside 10 others, an abdomen teacher epoch took 3.6-4.5 s
+in each process, a BasicUNet baseline epoch 3.4-4.4 s and a SwinUNETR baseline epoch 10.2 s; fundus finished
+(all 15 methods × 5 seeds). Left for abdomen: the skip teacher's seed 4, the one-hot, SwinUNETR and BasicUNet
+teacher groups (160-epoch teachers; ≈ 3,800 plain-epoch equivalents with SwinUNETR epochs as 2 plain ones, ≈ 22
+min at ≈ 2.9 epochs/s) plus testing. The SwinUNETR teachers are the critical path: at the 10.2 s per epoch
+measured beside 10 others, 160 epochs take 27 min, more than a session's pieces hold; they need a session
+whose pieces give them fewer neighbours. On fundus, 4 of the 5 skip-free SwinUNETR teachers never predicted
+foreground on validation (Dice 0.0 at every epoch; the fifth reached 0.92, below its gate): an abdomen
+SwinUNETR group is worth its GPU time only with a teacher recipe that learns.
 """
 
 from __future__ import annotations

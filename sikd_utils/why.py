@@ -389,6 +389,9 @@ def lambda_figure(curve: pd.DataFrame):
 def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
     flags = scores[(scores["task"] == task) & (scores["method"] == variant)].drop_duplicates("seed")["teacher_gate"]
     failed = int((flags == "FAIL").sum())
+    if failed and failed == len(flags):  # then the comparison says nothing about SIKD itself
+        return (f" (its teacher failed the gate on {failed}/{len(flags)} seeds: these students copied a teacher "
+                f"that had not learned, so this does not test the method)")
     return f" (its teacher failed the gate on {failed}/{len(flags)} seeds)" if failed else ""
 
 

@@ -60,7 +60,11 @@ def test_tables_from_fake_results(tmp_path):
     assert row["delta"] == pytest.approx(expected, abs=0.02)
     lines = why.conclusions(table, scores)
     assert len(lines) == len(ab.QUESTIONS) * 2 and not any("pending" in line for line in lines)
-    assert any("failed the gate on 1/3 seeds" in line for line in lines)
+    assert any("failed the gate on 1/3 seeds)" in line for line in lines)
+    assert not any("does not test the method" in line for line in lines)
+    every_seed = scores.assign(teacher_gate=scores["teacher_gate"].replace("pass", "FAIL"))
+    lines = why.conclusions(table, every_seed)
+    assert any("failed the gate on 3/3 seeds: these students copied" in line for line in lines)
     assert len(why.teacher_table(training)) == 2 * len(ab.VARIANTS)
     assert set(why.registry_table()["variant"]) == set(ab.VARIANTS)
     assert why.provenance_table(prov, ["fundus"])[["task", "command", "seeds"]].values.tolist() == [["fundus", "fake", 3]]
