@@ -19,7 +19,7 @@ from . import stats
 from .distill import DEFAULT_TEMPERATURE
 from .reproduce import load_results
 
-__all__ = ["load_results", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
+__all__ = ["load_results", "method_provenance", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
@@ -71,9 +71,7 @@ def interim(tasks, parts_dir, preset: str = "gpu", seeds=None) -> Interim:
     """The methods of unfinished ``tasks`` already tested on every seed, from the part files in ``parts_dir``
     (``python -m sikd_utils ablate`` writes them there; committed, they carry a run across GPU sessions).
     ``seeds``: the run's seeds where not the preset's."""
-    import json
-
-    from .ablate import AblationSettings, _parts, finished_methods
+    from .ablate import AblationSettings, finished_methods
 
     settings = AblationSettings(preset=preset, parts_dir=str(parts_dir), seeds=tuple(seeds) if seeds else None)
     scores, training, notes, made = [], [], {}, []
@@ -84,22 +82,45 @@ def interim(tasks, parts_dir, preset: str = "gpu", seeds=None) -> Interim:
         scores.append(task_scores)
         training.append(task_training)
         notes[task] = f"(interim: {len(methods)} of {len(settings.methods())} methods finished)"
-        folders = [_parts(settings, task, seed) for seed in settings.config(task).seeds]
-        for method in methods:  # seeds may come from different pieces: every distinct value is listed
-            entries = [json.loads(path.read_text()) for folder in folders for kind in ("provenance", "imported")
-                       if (path := folder / f"{method}.{kind}.json").exists()]
-            rows = [{"commit": e.get("commit"), "device": e.get("device", "(imported)"),
-                     "precision": e.get("precision"), "date": e.get("date"),
-                     "command": e.get("command") or f"imported: the evidence run's `{e.get('evidence_method')}`"}
-                    for e in entries]
-            if rows:
-                made.append({"task": task, "method": method,
-                             **{key: "; ".join(dict.fromkeys(str(r[key]) for r in rows if r[key] is not None))
-                                or None for key in rows[0]}})
+        made += _made_rows(settings, task, methods)
     if not scores:
         return Interim(pd.DataFrame(), pd.DataFrame(), {}, pd.DataFrame())
     return Interim(pd.concat(scores, ignore_index=True), pd.concat(training, ignore_index=True), notes,
                    pd.DataFrame(made).fillna("—"))
+
+
+def _made_rows(settings, task: str, methods) -> list[dict]:
+    """One row per method: how its part files were made, from their own records. A task's seeds and methods
+    come from different GPU pieces and commits, so every distinct value is listed; imported ones name the
+    evidence run's method."""
+    import json
+
+    from .ablate import _parts
+
+    folders = [_parts(settings, task, seed) for seed in settings.config(task).seeds]
+    made = []
+    for method in methods:
+        entries = [json.loads(path.read_text()) for folder in folders for kind in ("provenance", "imported")
+                   if (path := folder / f"{method}.{kind}.json").exists()]
+        rows = [{"commit": e.get("commit"), "device": e.get("device", "(imported)"),
+                 "precision": e.get("precision"), "date": e.get("date"),
+                 "command": e.get("command") or f"imported: the evidence run's `{e.get('evidence_method')}`"}
+                for e in entries]
+        if rows:
+            made.append({"task": task, "method": method,
+                         **{key: "; ".join(dict.fromkeys(str(r[key]) for r in rows if r[key] is not None))
+                            or None for key in rows[0]}})
+    return made
+
+
+def method_provenance(tasks, parts_dir, preset: str = "gpu", seeds=None) -> pd.DataFrame:
+    """Per (task, method) of finished ``tasks``: the commits, devices, dates and commands its seeds were made
+    with, from the part files in ``parts_dir`` (``provenance.json`` names only the piece that gathered them)."""
+    from .ablate import AblationSettings, finished_methods
+
+    settings = AblationSettings(preset=preset, parts_dir=str(parts_dir), seeds=tuple(seeds) if seeds else None)
+    made = [row for task in tasks for row in _made_rows(settings, task, finished_methods(settings, task)[2])]
+    return pd.DataFrame(made).fillna("—")
 
 
 #: the summary test sets of every comparison (family names in :func:`summary_scores`)
@@ -492,7 +513,8 @@ def follow_sentence(pairs: pd.DataFrame) -> str:
 
 
 def provenance_table(prov: dict, tasks) -> pd.DataFrame:
-    """Per task: how its ablations were made (preset, commit, device, scale, seeds, families, command)."""
+    """Per task: how its ablations were gathered (preset, commit, device, scale, seeds, families, command) by
+    the piece that finished it; :func:`method_provenance` says how each method's seeds were made."""
     keys = ("preset", "commit", "device", "torch", "precision", "image_size", "base_channels", "date", "command")
     return pd.DataFrame([{"task": t, **{k: prov["tasks"][t].get(k) for k in keys},
                           "seeds": len(prov["tasks"][t].get("seeds", [])),

@@ -119,6 +119,28 @@ def test_an_unfinished_task_shows_its_finished_methods(finished, tmp_path):
     assert "lambda_4" not in set(why.interim(["polyp"], parts, preset="tiny", seeds=(0,)).scores["method"])
 
 
+def test_a_finished_task_lists_each_methods_commits(finished, tmp_path):
+    """provenance.json names the piece that gathered a task; each method's seeds may come from other pieces
+    and commits, and method_provenance lists every one its part files record."""
+    import shutil
+
+    from sikd_utils import why
+
+    settings, _, _ = finished
+    parts = shutil.copytree(f"{settings.results_dir}/parts", tmp_path / "parts")
+    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,))
+    assert set(made["method"]) == {"baseline", "sikd", "lambda_4", "teacher_onehot"}
+    record = next(parts.rglob("lambda_4.provenance.json"))
+    written = json.loads(record.read_text())
+    record.write_text(json.dumps({**written, "commit": "0ldc0de"}))
+    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,)).set_index("method")
+    assert made.loc["lambda_4", "commit"] == "0ldc0de" and made.loc["sikd", "commit"] == written["commit"]
+    # a second record (as an imported seed leaves one): every distinct commit is listed
+    record.with_name("lambda_4.imported.json").write_text(json.dumps({"commit": "a05db01", "evidence_method": "x"}))
+    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,)).set_index("method")
+    assert made.loc["lambda_4", "commit"] == "0ldc0de; a05db01"
+
+
 # --------------------------------------------------------------------------- reusing the evidence run
 @pytest.fixture(scope="module")
 def evidence_and_ablation(tmp_path_factory):
