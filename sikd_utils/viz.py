@@ -521,7 +521,9 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
     ax.set_xticks(range(len(severities)), [str(s) for s in severities])
     ax.set_yticks(range(len(families)), families)
     ax.set_xlabel("severity")
-    fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02)
+    beyond = np.isfinite(grid).any() and float(np.nanmax(np.abs(grid))) > limit  # clipped: say so on the bar
+    fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02,
+                 extend="both" if beyond else "neither")
     if title:
         ax.set_title(title, fontsize=9)
     if own:

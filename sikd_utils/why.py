@@ -19,7 +19,7 @@ from . import stats
 from .distill import DEFAULT_TEMPERATURE
 from .reproduce import load_results
 
-__all__ = ["load_results", "method_provenance", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
+__all__ = ["load_results", "colour_limit", "COLOUR_QUANTILE", "method_provenance", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
@@ -288,6 +288,20 @@ def fingerprints(scores: pd.DataFrame) -> pd.DataFrame:
     frames = [stats.paired_deltas(scores, name, v.baseline) for name, v in ab.VARIANTS.items()
               if name in present and v.baseline in present]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+#: the share of cells (by absolute Δ) the fingerprints' shared colour scale spans; the rest take its end colours
+COLOUR_QUANTILE = 0.95
+
+
+def colour_limit(deltas: pd.DataFrame, quantile: float = COLOUR_QUANTILE) -> float:
+    """The symmetric colour limit (Dice points) shared by the fingerprint maps: the ``quantile`` of the
+    absolute Δ over all cells, at least 1 point. Not the maximum: one failed network (fundus's SwinUNETR
+    students, −40 to −60 points) would wash every other map out to white, while cells beyond the limit keep
+    their number."""
+    values = np.abs(100 * pd.to_numeric(deltas["delta"], errors="coerce").to_numpy(dtype=float)) if len(deltas) else []
+    values = np.asarray(values)[np.isfinite(values)]
+    return max(1.0, float(np.quantile(values, quantile))) if values.size else 1.0
 
 
 def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = None, cols: int = 4):

@@ -1,5 +1,6 @@
 """Notebook 07's tables and sentences: the conclusion rule on numbers whose answer is known."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -180,3 +181,18 @@ def test_the_lambda_curve_takes_object_columns():
     scores = _scores({"lambda_0.5": (0.02, 0.021, 0.019), "lambda_1": (0.01, 0.01, 0.01)})
     curve = why.lambda_curve(scores.astype({"dice": object}))
     assert curve["dice"].dtype == float and len(why.lambda_slopes(curve)) == 3
+
+
+def test_the_fingerprints_colour_limit_is_not_set_by_one_failed_network():
+    # 99 cells within ±3 points and one of −50 (a student of a teacher that had not learned)
+    deltas = pd.DataFrame({"delta": [0.03 * k / 98 for k in range(99)] + [-0.5]})
+    limit = why.colour_limit(deltas)
+    assert 2.5 < limit < 3.0  # the 95th percentile of |Δ| in points, not the 50 of the outlier
+    assert why.colour_limit(pd.DataFrame({"delta": [0.001, -0.002, np.nan]})) == 1.0  # at least 1 point
+    assert why.colour_limit(pd.DataFrame({"delta": []})) == 1.0
+    cells = pd.DataFrame({"task": "fundus", "method": "sikd", "family": ["clean", "gamma"], "severity": [0, 1],
+                          "delta": [-0.5, 0.01], "significant": [True, False]})
+    fig = why.fingerprint_figure(cells, "fundus", limit=limit)
+    assert fig.axes[0].images[0].colorbar.extend == "both"  # the bar says the −50 lies beyond its end
+    fig = why.fingerprint_figure(cells, "fundus", limit=60.0)
+    assert fig.axes[0].images[0].colorbar.extend == "neither"
