@@ -59,13 +59,17 @@ def _prog() -> str:
 
 def _experiment_args(parser: argparse.ArgumentParser, test_sets: bool = True) -> None:
     """The experiment's flags; ``test_sets=False`` leaves out those of testing (``train`` makes no test sets)."""
+    from .backbones import BACKBONES
     from .experiment import ExperimentConfig
     from .runtime import PRECISIONS
 
     d = ExperimentConfig()
     parser.add_argument("--task", default=d.task, choices=sorted(TASKS) + ["all"], help="which task (or all five)")
     parser.add_argument("--image-size", type=int, default=d.image_size, help="training size in pixels (H = W)")
-    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width; 64 = the paper's")
+    parser.add_argument("--base-channels", type=int, default=d.base_channels,
+                        help="network width (U-Net: 64 = the paper's; swin_unetr: a multiple of 12)")
+    parser.add_argument("--backbone", default=d.backbone, choices=BACKBONES,
+                        help="the network of every role; a teacher is the same network without its skips")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the baseline and the student")
     parser.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
                         help="epochs of the teacher (default: --epochs)")

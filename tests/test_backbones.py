@@ -154,3 +154,16 @@ def test_train_teacher_then_student_on_another_backbone(backbone, tmp_path):
     with pytest.raises(ValueError, match="teacher backbone=unet does not match student backbone"):
         train(build_model("student", 1, 3, base, backbone=backbone), data, TrainConfig(role="student", **cfg),
               teacher=build_model("teacher", 1, 3, base))
+
+
+def test_the_command_line_picks_the_backbone():
+    """``run``/``gap``/``train --backbone``: every role's network, the default ours."""
+    import argparse
+
+    from sikd_utils.__main__ import _configs, _experiment_args
+
+    parser = argparse.ArgumentParser()
+    _experiment_args(parser, test_sets=False)
+    config = _configs(parser.parse_args(["--backbone", "swin_unetr", "--base-channels", "24"]))[0]
+    assert config.backbone == "swin_unetr" and config.build_model("teacher").skip_connections is False
+    assert _configs(parser.parse_args([]))[0].backbone == "unet"
