@@ -4,6 +4,7 @@
     %(prog)s run --task all --image-size 128 --base-channels 64 --epochs 100 --device cuda
     %(prog)s gap --task all            # how much a plain U-Net loses under each shift
     %(prog)s train --task fundus --roles teacher baseline student   # train only (the models `run` reuses)
+    %(prog)s train --task fundus --backbone swin_unetr --base-channels 24 --roles teacher   # MONAI's SwinUNETR
     torchrun --nproc_per_node=2 -m sikd_utils train --task fundus --roles baseline --device cuda  # 2 GPUs, one run
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
     %(prog)s ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9   # why SIKD works
