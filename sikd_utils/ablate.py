@@ -164,12 +164,21 @@ def _method_done(settings, task, seed, method) -> bool:
     return (folder / f"{method}.scores.csv").exists() and (folder / f"{method}.training.csv").exists()
 
 
-def _epochs(config, method: str) -> int:
-    return sum(config.train_config(role, 0).epochs for role, _ in ab.units(method))
+#: what one epoch costs per backbone, in U-Net epochs, for ordering jobs only (the long ones start first so they
+#: finish within a session): measured on one H200 beside ~10 processes, a SwinUNETR epoch took 10.2 s on
+#: abdomen against 3.4-4.4 s for BasicUNet and U-Net teachers (2026-12-02), and 6.5-8.0 s on fundus against
+#: the U-Net's 3.3-3.6 s (2026-12-01); a BasicUNet epoch costs about a U-Net's
+EPOCH_COST = {"unet": 1.0, "basic_unet": 1.0, "swin_unetr": 2.3}
+
+
+def _epochs(config, method: str) -> float:
+    """The method's epochs to train, in U-Net epochs (:data:`EPOCH_COST`)."""
+    return sum(config.train_config(role, 0).epochs * EPOCH_COST[overrides.get("backbone", config.backbone)]
+               for role, overrides in ab.units(method))
 
 
 def job_groups(settings: AblationSettings, task: str) -> list[list[str]]:
-    """The task's methods grouped by the teacher they share (a baseline alone), longest group first."""
+    """The task's methods grouped by the teacher they share (a baseline alone), costliest group first."""
     config = settings.config(task)
     tag = _data_tag(config)
     groups: dict[tuple, list[str]] = {}

@@ -292,3 +292,12 @@ def test_cli_ablate_has_finish_only():
     parser = argparse.ArgumentParser()
     ar.add_arguments(parser)
     assert parser.parse_args(["--finish-only"]).finish_only and not parser.parse_args([]).finish_only
+
+
+def test_the_costliest_groups_start_first():
+    """SwinUNETR's teacher group trains as many epochs as the one-hot teacher's, but each costs ~2.3 U-Net
+    epochs (EPOCH_COST, measured): it starts first, so its 160-epoch teachers are not begun too late to finish."""
+    groups = [group[0] for group in ar.job_groups(ar.AblationSettings(preset="gpu"), "abdomen")]
+    assert groups[0] == "sikd"  # SIKD's teacher and its seven students
+    assert groups.index("swin_unetr") < groups.index("teacher_onehot")
+    assert groups.index("baseline_swin_unetr") < groups.index("baseline")
