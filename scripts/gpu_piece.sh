@@ -46,7 +46,7 @@ set -m  # each background command a process group of its own (see SIKD_PIECE_STO
 pids=()
 commands=("$@")
 n=0
-for command in "$@"; do
+for command in "${commands[@]}"; do
     n=$((n + 1))
     read -r sub rest <<< "$command"
     # the piece's limit first, so a --max-minutes of the command's own (later on the line) wins

@@ -80,7 +80,7 @@ Measured in the next session (2026-12-02, commit 10edec9; pieces of 8.5, 8.5, 4.
 8 workers beside fundus on 3, the GPU 90-94 % busy): beside 10 others, an abdomen teacher epoch took 3.6-4.5 s
 in each process, a BasicUNet baseline epoch 3.4-4.4 s and a SwinUNETR baseline epoch 10.2 s; fundus finished
 (all 15 methods × 5 seeds). Left for abdomen: the skip teacher's seed 4, the one-hot, SwinUNETR and BasicUNet
-teacher groups (160-epoch teachers; ≈ 3,800 plain-epoch equivalents with SwinUNETR epochs as 2 plain ones, ≈ 22
+teacher groups (160-epoch teachers; ≈ 4,050 U-Net epochs with a SwinUNETR epoch as 2.3 (:data:`EPOCH_COST`), ≈ 23
 min at ≈ 2.9 epochs/s) plus testing. The SwinUNETR teachers are the critical path: at the 10.2 s per epoch
 measured beside 10 others, 160 epochs take 27 min, more than a session's pieces hold; they need a session
 whose pieces give them fewer neighbours. On fundus, 4 of the 5 skip-free SwinUNETR teachers never predicted

@@ -299,8 +299,8 @@ def colour_limit(deltas: pd.DataFrame, quantile: float = COLOUR_QUANTILE) -> flo
     absolute Δ over all cells, at least 1 point. Not the maximum: one failed network (fundus's SwinUNETR
     students, −40 to −60 points) would wash every other map out to white, while cells beyond the limit keep
     their number."""
-    values = np.abs(100 * pd.to_numeric(deltas["delta"], errors="coerce").to_numpy(dtype=float)) if len(deltas) else []
-    values = np.asarray(values)[np.isfinite(values)]
+    values = 100 * np.abs(pd.to_numeric(deltas["delta"], errors="coerce").to_numpy(dtype=float))
+    values = values[np.isfinite(values)]
     return max(1.0, float(np.quantile(values, quantile))) if values.size else 1.0
 
 
