@@ -102,7 +102,7 @@ from . import ablations as ab
 from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
-__all__ = ["AblationSettings", "ablate", "run_group", "job_groups", "task_done", "ablation_families",
+__all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
            "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
