@@ -113,13 +113,17 @@ def _made_rows(settings, task: str, methods) -> list[dict]:
     return made
 
 
-def method_provenance(tasks, parts_dir, preset: str = "gpu", seeds=None) -> pd.DataFrame:
+def method_provenance(prov: dict, tasks, parts_dir) -> pd.DataFrame:
     """Per (task, method) of finished ``tasks``: the commits, devices, dates and commands its seeds were made
-    with, from the part files in ``parts_dir`` (``provenance.json`` names only the piece that gathered them)."""
-    from .ablate import AblationSettings, finished_methods
+    with, from the part files in ``parts_dir``. ``prov`` (``provenance.json``) names only the piece that
+    gathered a task; its preset, seeds and methods say which part files that piece gathered."""
+    from .ablate import AblationSettings
 
-    settings = AblationSettings(preset=preset, parts_dir=str(parts_dir), seeds=tuple(seeds) if seeds else None)
-    made = [row for task in tasks for row in _made_rows(settings, task, finished_methods(settings, task)[2])]
+    made = []
+    for task in tasks:
+        entry = prov["tasks"][task]
+        settings = AblationSettings(preset=entry["preset"], parts_dir=str(parts_dir), seeds=tuple(entry["seeds"]))
+        made += _made_rows(settings, task, list(entry["methods"]))
     return pd.DataFrame(made).fillna("—")
 
 

@@ -81,7 +81,7 @@ def write_fake_ablations(folder, tasks=("fundus", "abdomen"), seeds=(0, 1, 2), f
         pd.DataFrame(rows).to_csv(folder / f"{task}.csv", index=False)
         pd.DataFrame(training).to_csv(folder / f"{task}_training.csv", index=False)
         prov["tasks"][task] = {"command": "fake", "commit": "abc", "device": "none", "torch": "0", "precision": "fp32",
-                               "preset": "fake", "image_size": 32, "base_channels": 4, "seeds": list(seeds),
+                               "preset": "tiny", "image_size": 32, "base_channels": 4, "seeds": list(seeds),
                                "families": list(families), "severities": list(severities),
                                "methods": {m: {} for m in methods}, "train_seconds": 10.0, "date": "today"}
     (folder / "provenance.json").write_text(json.dumps(prov))

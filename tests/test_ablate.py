@@ -128,16 +128,17 @@ def test_a_finished_task_lists_each_methods_commits(finished, tmp_path):
 
     settings, _, _ = finished
     parts = shutil.copytree(f"{settings.results_dir}/parts", tmp_path / "parts")
-    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,))
+    prov = json.loads(open(f"{settings.results_dir}/provenance.json").read())
+    made = why.method_provenance(prov, ["polyp"], parts)
     assert set(made["method"]) == {"baseline", "sikd", "lambda_4", "teacher_onehot"}
     record = next(parts.rglob("lambda_4.provenance.json"))
     written = json.loads(record.read_text())
     record.write_text(json.dumps({**written, "commit": "0ldc0de"}))
-    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,)).set_index("method")
+    made = why.method_provenance(prov, ["polyp"], parts).set_index("method")
     assert made.loc["lambda_4", "commit"] == "0ldc0de" and made.loc["sikd", "commit"] == written["commit"]
     # a second record (as an imported seed leaves one): every distinct commit is listed
     record.with_name("lambda_4.imported.json").write_text(json.dumps({"commit": "a05db01", "evidence_method": "x"}))
-    made = why.method_provenance(["polyp"], parts, preset="tiny", seeds=(0,)).set_index("method")
+    made = why.method_provenance(prov, ["polyp"], parts).set_index("method")
     assert made.loc["lambda_4", "commit"] == "0ldc0de; a05db01"
 
 
