@@ -76,6 +76,8 @@ def _experiment_args(parser: argparse.ArgumentParser, test_sets: bool = True) ->
                         help="epochs of the teacher (default: --epochs)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="slices per batch")
     parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    parser.add_argument("--teacher-lr", type=float, default=d.teacher_lr,
+                        help="Adam learning rate of the teachers (default: --lr)")
     parser.add_argument("--distill-weight", type=float, default=d.distill_weight,
                         help="λ, the weight of the feature MSE (paper: 2.0)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="training seeds")

@@ -21,11 +21,16 @@ from typing import Sequence
 from .configuration import ExperimentConfig
 
 __all__ = ["Variant", "VARIANTS", "BASELINES", "QUESTIONS", "check_variants", "methods_for", "units", "role_config",
-           "student_role", "compared_with", "SWIN_WIDTH"]
+           "student_role", "compared_with", "SWIN_WIDTH", "SWIN_TEACHER_LR"]
 
 #: The width of SwinUNETR, a multiple of 12 (MONAI's attention heads). 24 is MONAI's default and, with 6.3 M
 #: parameters, the multiple of 12 closest in size to the base-32 U-Net of the gpu preset (8.6 M; 36 has 14.2 M).
 SWIN_WIDTH = 24
+#: The Adam learning rate of the skip-free SwinUNETR teacher in variant ``swin_unetr_lr3e-4``. At the U-Net's
+#: 1e-3 four of five fundus teachers never left background (validation Dice 0.0 for 80 epochs); in the probe of
+#: ``scripts/swin_teacher_lr_probe.sh`` (``book/results/ablations/swin_teacher_lr_probe.txt``: 20 epochs, seeds
+#: 1 and 2, which had failed) 1e-3 stayed at 0.00 on both, 3e-4 reached 0.875 and 0.879, 1e-4 0.863 and 0.421.
+SWIN_TEACHER_LR = 3e-4
 
 #: The plain networks the variants are compared with (``method -> ExperimentConfig overrides``).
 BASELINES: dict[str, dict] = {
@@ -110,6 +115,14 @@ _VARIANTS = (
             BASELINES["baseline_swin_unetr"], baseline="baseline_swin_unetr", reference=None,
             answers={"better": "SIKD helps SwinUNETR too", "worse": "SIKD hurts SwinUNETR",
                      "tie": "SIKD makes no detectable difference to SwinUNETR"}),
+    Variant("swin_unetr_lr3e-4", "backbone", f"SIKD on SwinUNETR (width {SWIN_WIDTH}), its skip-free teacher "
+            f"at Adam lr {SWIN_TEACHER_LR:g} (student and baseline at 1e-3)",
+            {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR},
+            baseline="baseline_swin_unetr", reference=None,
+            answers={"better": f"SIKD helps SwinUNETR when its teacher trains at lr {SWIN_TEACHER_LR:g}",
+                     "worse": f"SIKD hurts SwinUNETR even with its teacher at lr {SWIN_TEACHER_LR:g}",
+                     "tie": f"SIKD with its teacher at lr {SWIN_TEACHER_LR:g} makes no detectable difference "
+                            "to SwinUNETR"}),
     Variant("basic_unet", "backbone", "SIKD on MONAI's BasicUNet", BASELINES["baseline_basic_unet"],
             baseline="baseline_basic_unet", reference=None,
             answers={"better": "SIKD helps BasicUNet too", "worse": "SIKD hurts BasicUNet",
@@ -119,7 +132,7 @@ _VARIANTS = (
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
 # settings a role ignores, reset so that equal networks share one run folder
 _STUDENT_ONLY = ("distill_weight", "distill_method", "kd_temperature", "distill_layer")
-_TEACHER_ONLY = ("teacher_input", "teacher_skips")
+_TEACHER_ONLY = ("teacher_input", "teacher_skips", "teacher_lr")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 
 

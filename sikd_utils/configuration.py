@@ -36,7 +36,8 @@ TEST_SEED_OFFSET = 1000
 # the comparison settings of issue 13 (sikd_utils.ablations) and their defaults, which are SIKD's: a run
 # key includes one only when it differs from its default, so every key computed before they existed holds
 COMPARISON_DEFAULTS = {"backbone": "unet", "distill_method": "feature_mse", "kd_temperature": DEFAULT_TEMPERATURE,
-                       "distill_layer": "last_decoder", "teacher_input": None, "teacher_skips": False}
+                       "distill_layer": "last_decoder", "teacher_input": None, "teacher_skips": False,
+                       "teacher_lr": None}
 
 
 class TestSet(str):
@@ -111,6 +112,7 @@ class ExperimentConfig:
     distill_layer: str = "last_decoder"  # or "bottleneck"
     teacher_input: str | None = None  # what SIKD's teacher sees: None = the class-wise mean image
     teacher_skips: bool = False  # True: the teachers keep their skip connections (ablation)
+    teacher_lr: float | None = None  # the teachers' Adam learning rate (None: lr); a skip-free SwinUNETR needs a lower one
     seeds: tuple[int, ...] = (0, 1, 2)
     # synthetic data (ignored when splits are given); None = the task's default below
     n_train: int | None = None
@@ -155,8 +157,9 @@ class ExperimentConfig:
     def train_config(self, role: str, seed: int) -> TrainConfig:
         teacher_like = role in ("teacher", "raw_teacher")
         epochs = self.teacher_epochs if teacher_like and self.teacher_epochs else self.epochs
+        lr = self.teacher_lr if teacher_like and self.teacher_lr is not None else self.lr
         # teacher_input belongs to SIKD's pair (the control's is raw by definition); the baseline has no teacher
-        return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+        return TrainConfig(role=role, epochs=epochs, batch_size=self.batch_size, lr=lr,
                            distill_weight=self.distill_weight, seed=seed, device=self.device,
                            precision=self.precision, progress=self.progress, distill_method=self.distill_method,
                            kd_temperature=self.kd_temperature, distill_layer=self.distill_layer,
@@ -329,6 +332,8 @@ def _check_experiment_config(config: ExperimentConfig) -> None:
         check_int("teacher_epochs", config.teacher_epochs, 1)
     check_int("batch_size", config.batch_size, 1)
     check_float("lr", config.lr, 0.0, strict_minimum=True)
+    if config.teacher_lr is not None:
+        check_float("teacher_lr", config.teacher_lr, 0.0, strict_minimum=True)
     check_float("distill_weight", config.distill_weight, 0.0)
     for seed in config.seeds:
         check_int("seeds entry", seed, 0)

@@ -157,4 +157,20 @@ def test_equal_networks_share_one_run_folder():
     for method in ("teacher_skips", "teacher_onehot", "swin_unetr", "basic_unet"):
         assert key(method, 0)[1] != default
     assert key("swin_unetr", 0)[1] == key("baseline_swin_unetr", 0)[1]  # backbone: its own folder, shared
+    # the teacher's own lr: a teacher and student of their own, the SwinUNETR baseline shared
+    slow = {key("swin_unetr_lr3e-4", i) for i in (0, 1)}
+    assert slow.isdisjoint({key("swin_unetr", i) for i in (0, 1)})
+    assert ab.role_config(config, "baseline", ab.VARIANTS["swin_unetr_lr3e-4"].overrides).run_key("x") == \
+        key("baseline_swin_unetr", 0)[1]
     assert dataclasses.replace(config, distill_weight=4.0).run_key("x") == key("lambda_4", 1)[1]
+
+
+def test_teacher_lr_changes_only_the_teachers_learning_rate():
+    """``teacher_lr`` is the teachers' Adam rate (SIKD's and the control's); the student and baseline keep ``lr``,
+    and leaving it unset keeps every run key of the runs made before it existed."""
+    config = ExperimentConfig(lr=1e-3, teacher_lr=3e-4)
+    assert config.train_config("teacher", 0).lr == config.train_config("raw_teacher", 0).lr == 3e-4
+    assert config.train_config("student", 0).lr == config.train_config("baseline", 0).lr == 1e-3
+    assert ExperimentConfig().train_config("teacher", 0).lr == 1e-3
+    assert ExperimentConfig(teacher_lr=None).run_key("x") == ExperimentConfig().run_key("x")
+    assert config.run_key("x") != ExperimentConfig().run_key("x")

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Does the skip-free SwinUNETR teacher leave background at a lower learning rate? (issue 13)
+# At the U-Net's Adam lr 1e-3, four of five fundus SwinUNETR teachers of the gpu-preset ablation had
+# validation Dice 0.0 at every one of 80 epochs. This trains the fundus teacher (gpu-preset data and width)
+# for 20 epochs at each of LRS and SEEDS, all side by side on one GPU, and writes one line per run to OUT/probe.txt:
+#   probe-<lr> seed<k> <epochs> <validation Dice per epoch ...> s/ep <last epoch's seconds> loss <every 4th epoch's loss>
+# (the format of book/results/ablations/swin_teacher_lr_probe.txt). Needs monai (scripts/gpu_piece.sh installs the
+# carried wheels into /tmp/sikd-site). Each process gets CORES / processes threads: twelve processes at torch's
+# default of one thread per core each never reached the GPU in 450 s on a 16-core machine.
+#
+#   bash scripts/swin_teacher_lr_probe.sh OUT [LRS] [SEEDS]      # defaults: "1e-3 3e-4 1e-4" "1 2"
+set -uo pipefail
+out=$1 lrs=${2:-1e-3 3e-4 1e-4} seeds=${3:-1 2}
+mkdir -p "$out"
+n=$(( $(wc -w <<< "$lrs") * $(wc -w <<< "$seeds") ))
+threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads PYTHONPATH=/tmp/sikd-site:$PWD PYTHONUNBUFFERED=1
+for lr in $lrs; do
+    for s in $seeds; do
+        python3 -m sikd_utils train --task fundus --backbone swin_unetr --base-channels 24 --image-size 128 \
+            --batch-size 32 --epochs 20 --n-train 1500 --n-val 100 --lr "$lr" --roles teacher --seeds "$s" \
+            --device "${SIKD_DEVICE:-cuda}" --out-dir "runs/probe-$lr" --no-progress > "$out/probe_${lr}_$s.log" 2>&1 &
+    done
+done
+wait
+python3 - "$lrs" > "$out/probe.txt" <<'PY'
+import glob
+import sys
+
+import torch
+
+for lr in sys.argv[1].split():
+    for f in sorted(glob.glob(f"runs/probe-{lr}/**/last.pt", recursive=True)):
+        h = torch.load(f, weights_only=True, map_location="cpu")["history"]
+        print(f"probe-{lr}", f.split("/")[-3], len(h), " ".join(f"{r['val_dice']:.2f}" for r in h),
+              "s/ep", f"{h[-1]['seconds']:.1f}", "loss", " ".join(f"{r['loss']:.2f}" for r in h[::4]))
+PY
+cat "$out/probe.txt"
