@@ -23,7 +23,8 @@ __all__ = ["load_results", "colour_limit", "COLOUR_QUANTILE", "method_provenance
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
-           "LAMBDA_RULE", "lambda_curve", "lambda_slopes", "lambda_sentences", "lambda_figure"]
+           "LAMBDA_RULE", "lambda_curve", "lambda_slopes", "lambda_sentences", "lambda_figure",
+           "LR_PROBE", "read_lr_probe", "lr_probe_figure"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
@@ -537,3 +538,58 @@ def provenance_table(prov: dict, tasks) -> pd.DataFrame:
     return pd.DataFrame([{"task": t, **{k: prov["tasks"][t].get(k) for k in keys},
                           "seeds": len(prov["tasks"][t].get("seeds", [])),
                           "families": ", ".join(prov["tasks"][t].get("families", []))} for t in tasks])
+
+
+#: the committed learning-rate probe of the skip-free SwinUNETR teacher (``scripts/swin_teacher_lr_probe.sh``)
+LR_PROBE = "swin_teacher_lr_probe.txt"
+
+
+def read_lr_probe(path) -> pd.DataFrame:
+    """The probe's validation Dice per ``(lr, seed, epoch)`` from its text file (``#`` lines are its provenance).
+
+    A missing file gives an empty frame (a results folder of one's own need not hold the probe); a line not in
+    the probe's format is a ValueError naming the file and line, since a half-read probe would plot wrongly.
+    """
+    from pathlib import Path
+
+    columns = ["lr", "seed", "epoch", "val_dice"]
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        words = line.split()
+        try:
+            if not (words[0].startswith("probe-") and words[1].startswith("seed")):
+                raise ValueError
+            lr, seed, epochs = float(words[0][len("probe-"):]), int(words[1][len("seed"):]), int(words[2])
+            dice = [float(w) for w in words[3:3 + epochs]]
+            if len(dice) != epochs or words[3 + epochs] != "s/ep":
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}, line {number}: expected 'probe-<lr> seed<k> <epochs> <Dice per epoch ...> "
+                             f"s/ep ...', got {line[:80]!r}") from None
+        rows += [(lr, seed, epoch, d) for epoch, d in enumerate(dice, 1)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lr_probe_figure(probe: pd.DataFrame):
+    """Validation Dice against epoch, one panel per learning rate, one line per seed: whether the teacher ever
+    leaves the all-background prediction (Dice 0) is visible at a glance."""
+    import matplotlib.pyplot as plt
+
+    rates = sorted(set(probe["lr"]), reverse=True)
+    fig, axes = plt.subplots(1, len(rates), figsize=(3.2 * len(rates), 2.6), sharey=True, squeeze=False)
+    for ax, lr in zip(axes[0], rates):
+        for seed, rows in probe[probe["lr"] == lr].groupby("seed"):
+            ax.plot(rows["epoch"], rows["val_dice"], marker=".", label=f"seed {seed}")
+        ax.set_title(f"Adam lr {lr:g}")
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.03, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation Dice")
+    axes[0][-1].legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -196,3 +196,25 @@ def test_the_fingerprints_colour_limit_is_not_set_by_one_failed_network():
     assert fig.axes[0].images[0].colorbar.extend == "both"  # the bar says the −50 lies beyond its end
     fig = why.fingerprint_figure(cells, "fundus", limit=60.0)
     assert fig.axes[0].images[0].colorbar.extend == "neither"
+
+
+def test_the_lr_probe_is_read_back_and_plotted(tmp_path):
+    """The committed probe parses into one row per (lr, seed, epoch); a malformed line names file and line."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    committed = Path(why.__file__).resolve().parents[1] / "book" / "results" / "ablations" / why.LR_PROBE
+    probe = why.read_lr_probe(committed)
+    assert set(probe["lr"]) == {1e-3, 3e-4, 1e-4} and set(probe["seed"]) == {1, 2}
+    assert len(probe) == 3 * 2 * 20 and probe["val_dice"].between(0, 1).all()
+    assert probe[probe["lr"] == 1e-3]["val_dice"].max() == 0.0  # the collapse the probe was made to show
+    fig = why.lr_probe_figure(probe)
+    assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["Adam lr 0.001", "Adam lr 0.0003",
+                                                                       "Adam lr 0.0001"]
+    assert why.read_lr_probe(tmp_path / "missing.txt").empty
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# header\nprobe-1e-3 seed1 3 0.1 0.2 s/ep 5.0\n")  # says 3 epochs, holds 2
+    with pytest.raises(ValueError, match=r"bad.txt, line 2: expected"):
+        why.read_lr_probe(bad)
