@@ -86,6 +86,17 @@ measured beside 10 others, 160 epochs take 27 min, more than a session's pieces 
 whose pieces give them fewer neighbours. On fundus, 4 of the 5 skip-free SwinUNETR teachers never predicted
 foreground on validation (Dice 0.0 at every epoch; the fifth reached 0.92, below its gate): an abdomen
 SwinUNETR group is worth its GPU time only with a teacher recipe that learns.
+
+The next session (2026-12-02, commit 29ff140) trained nothing that finished: its first piece ran beside twelve
+``train`` processes of a learning-rate probe at torch's default threads (16 each on 16 cores), whose start-up
+starved the workers (7 min before the first epoch, the GPU 13 % busy), and the machine then went back. The probe,
+rerun at 2 threads each (``scripts/swin_teacher_lr_probe.sh``, ``book/results/ablations/swin_teacher_lr_probe.txt``),
+found the rate: at 3e-4 the skip-free fundus SwinUNETR teacher leaves background on both failed seeds (0.875, 0.879
+after 20 epochs), at 1e-3 it stays at 0.00. Variant ``swin_unetr_lr3e-4`` trains it so (``teacher_lr``). Left:
+abdomen's skip teacher seed 4, the one-hot and BasicUNet groups (≈ 11 min of the GPU) and fundus's
+``swin_unetr_lr3e-4`` (5 teachers of 80 epochs and 5 students, ≈ 1,150 U-Net epochs, ≈ 7 min) in one session;
+abdomen's ``swin_unetr_lr3e-4`` (160-epoch teachers, ≈ 15 min with few neighbours) and, if time is left, abdomen's
+``swin_unetr`` at 1e-3 in the next.
 """
 
 from __future__ import annotations
