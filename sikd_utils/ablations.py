@@ -116,7 +116,7 @@ _VARIANTS = (
             answers={"better": "SIKD helps SwinUNETR too", "worse": "SIKD hurts SwinUNETR",
                      "tie": "SIKD makes no detectable difference to SwinUNETR"}),
     Variant("swin_unetr_lr3e-4", "backbone", f"SIKD on SwinUNETR (width {SWIN_WIDTH}), its skip-free teacher "
-            f"at Adam lr {SWIN_TEACHER_LR:g} (student and baseline at 1e-3)",
+            f"at Adam lr {SWIN_TEACHER_LR:g} (student and baseline at {ExperimentConfig.lr:g})",
             {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR},
             baseline="baseline_swin_unetr", reference=None,
             answers={"better": f"SIKD helps SwinUNETR when its teacher trains at lr {SWIN_TEACHER_LR:g}",
