@@ -15,10 +15,16 @@ mkdir -p "$out"
 n=$(( $(wc -w <<< "$lrs") * $(wc -w <<< "$seeds") ))
 threads=$(( $(nproc) / n )); [ "$threads" -ge 1 ] || threads=1
 export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads PYTHONPATH=/tmp/sikd-site:$PWD PYTHONUNBUFFERED=1
+# the gpu preset's data and batch, the ablation's SwinUNETR width: read from where they are defined
+read -r size batch n_train n_val width < <(python3 -c "
+from sikd_utils.ablations import SWIN_WIDTH
+from sikd_utils.presets import PRESETS
+g = PRESETS['gpu']
+print(g['image_size'], g['batch_size'], *g['n_images'][:2], SWIN_WIDTH)") || exit 1
 for lr in $lrs; do
     for s in $seeds; do
-        python3 -m sikd_utils train --task fundus --backbone swin_unetr --base-channels 24 --image-size 128 \
-            --batch-size 32 --epochs 20 --n-train 1500 --n-val 100 --lr "$lr" --roles teacher --seeds "$s" \
+        python3 -m sikd_utils train --task fundus --backbone swin_unetr --base-channels "$width" --image-size "$size" \
+            --batch-size "$batch" --epochs 20 --n-train "$n_train" --n-val "$n_val" --lr "$lr" --roles teacher --seeds "$s" \
             --device "${SIKD_DEVICE:-cuda}" --out-dir "runs/probe-$lr" --no-progress > "$out/probe_${lr}_$s.log" 2>&1 &
     done
 done
