@@ -97,6 +97,16 @@ abdomen's skip teacher seed 4, the one-hot and BasicUNet groups (≈ 11 min of t
 ``swin_unetr_lr3e-4`` (5 teachers of 80 epochs and 5 students, ≈ 1,150 U-Net epochs, ≈ 7 min) in one session;
 abdomen's ``swin_unetr_lr3e-4`` (160-epoch teachers, ≈ 15 min with few neighbours) and, if time is left, abdomen's
 ``swin_unetr`` at 1e-3 in the next.
+
+The session after (2026-12-02, commit 332aa62; pieces of 8.5, 8.5 and 2.6 min, abdomen on 10 workers beside fundus
+on 5, then fundus alone for 3.4 min; the GPU 90-96 % busy) finished fundus (all 16 methods × 5 seeds) and abdomen's
+skip teacher seed 4, one-hot group and BasicUNet seeds 0-3. Beside 14 others an abdomen U-Net teacher epoch took
+5.0-5.6 s and a fundus SwinUNETR teacher epoch 11.9-12.2 s; beside 4 others a SwinUNETR student epoch 5.9-6.2 s.
+At 3e-4 the five 80-epoch fundus SwinUNETR teachers reached best validation Dice 0.89-0.95 (1/5 past the gate;
+at 1e-3: 0.18 on average, 0/5). Left for abdomen: BasicUNet seed 4 (its 160-epoch teacher had not started when
+the last piece began) and the two SwinUNETR groups. ``swin_unetr_lr3e-4`` goes first (5 teachers × 160 epochs,
+≈ 16 min at ~6 s per epoch with few neighbours: two back-to-back pieces on one machine, with BasicUNet seed 4
+beside it); ``swin_unetr`` at 1e-3 needs a session of its own.
 """
 
 from __future__ import annotations

@@ -518,15 +518,31 @@ FOLLOW_NOTE = ("Points share baselines and, within a task, often one teacher, so
                "describes these runs; it is not a test of a hypothesis.")
 
 
+def _passes_every_seed(gates: pd.Series) -> pd.Series:
+    """``gate passes`` of :func:`teacher_table` ("k/n") as: did the teacher pass on all n seeds?"""
+    split = gates.str.split("/", expand=True).astype(int)
+    return split[0] == split[1]
+
+
 def follow_sentence(pairs: pd.DataFrame) -> str:
     """One sentence on :func:`teacher_and_student`'s pairs: how many, how many students gain in-domain,
-    and the Pearson correlation of teacher margin and student Δ (described, not tested: ``FOLLOW_NOTE``)."""
+    and how teacher margin and student Δ go together (described, not tested: ``FOLLOW_NOTE``). Pearson's r
+    comes with Spearman's ρ and with r over the pairs whose teacher passed the gate on every seed, since one
+    collapsed teacher (a margin of -80 points) can make r near 1 by itself."""
     if len(pairs) < 3:
         return f"Too few (task, variant) pairs ({len(pairs)}) to describe."
     r = float(np.corrcoef(pairs["teacher margin"], pairs["delta"])[0, 1])
+    rho = float(pairs["teacher margin"].rank().corr(pairs["delta"].rank()))
+    learned = pairs[_passes_every_seed(pairs["gate passes"])]
+    if len(learned) >= 3:
+        r_learned = float(np.corrcoef(learned["teacher margin"], learned["delta"])[0, 1])
+        among = f"r = {r_learned:.2f} over the {len(learned)} whose teacher passed the gate on every seed"
+    else:
+        among = f"only {len(learned)} teachers passed the gate on every seed, too few for an r of their own"
     ahead = pairs[pairs["teacher margin"] > 0]
     return (f"Over {len(pairs)} (task, variant) pairs the student's in-domain Δ and its teacher's margin have "
-            f"Pearson r = {r:.2f}; {int((pairs['outcome'] == 'gain').sum())} students gain on the clean test set, "
+            f"Pearson r = {r:.2f} (Spearman ρ = {rho:.2f}; {among}); "
+            f"{int((pairs['outcome'] == 'gain').sum())} students gain on the clean test set, "
             f"{int((ahead['outcome'] == 'gain').sum())} of the {len(ahead)} whose teacher is ahead of its baseline. "
             + FOLLOW_NOTE)
 
@@ -593,3 +609,31 @@ def lr_probe_figure(probe: pd.DataFrame):
     axes[0][-1].legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed: str = "swin_unetr",
+                           fixed: str = "swin_unetr_lr3e-4") -> list[str]:
+    """Per task with both variants: what the teacher's own learning rate changed, from the runs' records.
+
+    The two variants differ only in their skip-free teacher's Adam rate, so ``fixed − failed``, paired by
+    seed, is the rate's effect on the students; each teacher's best validation Dice and gate passes say
+    whether it learned. A task missing either variant is left out (the notebook says pending elsewhere).
+    """
+    lines = []
+    summary = summary_scores(scores)
+    for task in dict.fromkeys(training["task"]):
+        rows = training[(training["task"] == task) & (training["role"] == "teacher")]
+        teachers = {name: rows[rows["method"] == name] for name in (failed, fixed)}
+        if any(not len(t) for t in teachers.values()):
+            continue
+        said = []
+        for name, t in teachers.items():
+            lr = ab.VARIANTS[name].overrides.get("teacher_lr") or ab.ExperimentConfig.lr
+            said.append(f"at lr {lr:g} (`{name}`) best validation Dice {t['best_val_dice'].min():.2f}–"
+                        f"{t['best_val_dice'].max():.2f}, mean {t['best_val_dice'].mean():.2f}, gate passed on "
+                        f"{int((t['gate'].astype(str) == 'pass').sum())}/{len(t)} seeds")
+        deltas = stats.paired_deltas(summary[summary["task"] == task], fixed, failed)
+        students = ", ".join(f"{r.family} {_number(100 * r.delta, 100 * r.delta_ci)}" for r in deltas.itertuples())
+        lines.append(f"{task}: the teachers {'; '.join(said)}. Their students, `{fixed}` − `{failed}` paired by "
+                     f"seed: {students or 'no common seeds'} Dice points.")
+    return lines

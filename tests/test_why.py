@@ -131,6 +131,16 @@ def test_students_beside_their_teachers(tmp_path):
     sentence = why.follow_sentence(pd.concat([pairs, evidence], ignore_index=True))
     r = np.corrcoef(pd.concat([pairs, evidence])["teacher margin"], pd.concat([pairs, evidence])["delta"])[0, 1]
     assert f"Over {len(pairs) + 4} (task, variant) pairs" in sentence and f"r = {r:.2f}" in sentence
+    both = pd.concat([pairs, evidence], ignore_index=True)
+    assert f"ρ = {both['teacher margin'].rank().corr(both['delta'].rank()):.2f}" in sentence
+    # one collapsed teacher: r over every pair follows it; the gate-passing pairs' own r does not
+    collapsed = both.copy()
+    collapsed.loc[0, ["teacher margin", "delta", "gate passes"]] = [-80.0, -50.0, "0/5"]
+    learned = collapsed.iloc[1:][collapsed.iloc[1:]["gate passes"].map(lambda g: g.split("/")[0] == g.split("/")[1])]
+    r_learned = np.corrcoef(learned["teacher margin"], learned["delta"])[0, 1]
+    assert f"r = {r_learned:.2f} over the {len(learned)} whose teacher passed" in why.follow_sentence(collapsed)
+    none_passed = both.assign(**{"gate passes": "0/5"})
+    assert "only 0 teachers passed the gate" in why.follow_sentence(none_passed)
     assert why.follow_sentence(pairs.head(2)).startswith("Too few")
     fig = viz_figure(pd.concat([pairs.assign(run="ablation"), evidence.assign(run="evidence")], ignore_index=True))
     assert len([line for line in fig.axes[0].lines if line.get_marker() in ("o", "s")]) == len(pairs) + 4
@@ -218,3 +228,20 @@ def test_the_lr_probe_is_read_back_and_plotted(tmp_path):
     bad.write_text("# header\nprobe-1e-3 seed1 3 0.1 0.2 s/ep 5.0\n")  # says 3 epochs, holds 2
     with pytest.raises(ValueError, match=r"bad.txt, line 2: expected"):
         why.read_lr_probe(bad)
+
+
+def test_teacher_rate_sentences_pair_the_two_swin_variants(tmp_path):
+    """The rate's effect: each rate's teachers from the training records, the students paired by seed; a task
+    without one of the two variants says nothing (section 6 marks it pending)."""
+    scores, training, _ = why.load_results(write_fake_ablations(tmp_path / "ablations"))
+    lines = why.teacher_rate_sentences(training, scores)
+    assert [line.split(":")[0] for line in lines] == list(dict.fromkeys(training["task"]))
+    line = next(line for line in lines if line.startswith("fundus:"))
+    fund = training[(training.task == "fundus") & (training.role == "teacher")]
+    fixed = fund[fund.method == "swin_unetr_lr3e-4"].best_val_dice
+    assert f"at lr {ab.SWIN_TEACHER_LR:g} (`swin_unetr_lr3e-4`) best validation Dice {fixed.min():.2f}–" in line
+    assert f"mean {fixed.mean():.2f}" in line
+    clean = scores[(scores.task == "fundus") & (scores.family == "clean")].pivot_table(index="seed", columns="method",
+                                                                                      values="dice")
+    assert f"clean {100 * (clean['swin_unetr_lr3e-4'] - clean['swin_unetr']).mean():+.1f} ±" in line
+    assert why.teacher_rate_sentences(training[training.method != "swin_unetr"], scores) == []
