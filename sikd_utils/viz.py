@@ -392,7 +392,7 @@ def table(frame, **to_html):
 
 
 def bullets_html(lines):
-    """Markdown bullet lines (``- text`` with ``**bold**``) as an HTML list.
+    """Markdown bullet lines (``- text`` with ``**bold**`` and ```code```) as an HTML list.
 
     A book page can paste another document's glued HTML but not its Markdown (MyST-NB's ``glue:md``
     works within one document only), so generated sentences travel to the results page as HTML.
@@ -405,6 +405,7 @@ def bullets_html(lines):
     items = []
     for line in lines:
         text = html.escape(re.sub(r"^\s*-\s+", "", line))
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
         items.append("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text) + "</li>")
     return HTML("<ul>" + "".join(items) + "</ul>")
 

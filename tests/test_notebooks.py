@@ -319,6 +319,7 @@ class TestNotebookRuns:
         assert any("teacher_onehot" in h for h in html)  # the registry is shown either way
         images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) == 1  # and the variants' ingredient grid
+        assert _pasted("07_why_sikd_works") <= _glued(executed)  # the results page's paste says pending too
 
     def test_07_why_sikd_works_renders_results(self, tmp_path):
         """Given ablation results, the table, heat-maps and sentences are those of sikd_utils.why."""
@@ -336,7 +337,10 @@ class TestNotebookRuns:
         assert rec["done"] == list(ABLATION_TASKS) and rec["pending"] == []
         scores, _, _ = why.load_results(folder)
         table = why.comparisons(scores)
-        assert rec["rows"] == len(table) and rec["lines"] == why.conclusions(table, scores, tasks=list(ABLATION_TASKS))
+        assert rec["rows"] == len(table)
+        assert rec["lines"] == [f"- {line}" for line in why.conclusions(table, scores, tasks=list(ABLATION_TASKS))]
+        pasted = _pasted("07_why_sikd_works")
+        assert "ablation_conclusions" in pasted and pasted <= _glued(executed), "book/results.md pastes what 07 glues"
         # section 2: the evidence run's control judged as the teacher_raw variant
         ev_scores, _, ev_prov = why.load_results(evidence_folder)
         ev_scores = why.from_evidence(ev_scores)
@@ -351,3 +355,6 @@ class TestNotebookRuns:
         for line in why.lambda_sentences(why.lambda_slopes(why.lambda_curve(scores))):
             assert line in text
         assert "(task, variant) pairs" in text  # the sentence beside the students-and-teachers figure
+        _, training, _ = why.load_results(folder)
+        for line in why.teacher_rate_sentences(training, scores):  # what the SwinUNETR teacher's rate changed
+            assert line.split(": the teachers")[0] in text and "paired by" in text

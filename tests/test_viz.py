@@ -167,6 +167,7 @@ def test_table_drops_the_positional_index_and_passes_other_values_through():
 def test_bullets_html_keeps_bold_and_escapes_the_rest():
     html = viz.bullets_html(["- **Cardiac** — Δ <1 point", "plain"]).data
     assert html == "<ul><li><strong>Cardiac</strong> — Δ &lt;1 point</li><li>plain</li></ul>"
+    assert viz.bullets_html(["`sikd` − `a<b`: +1"]).data == "<ul><li><code>sikd</code> − <code>a&lt;b</code>: +1</li></ul>"
 
 
 def test_teacher_length_figure_places_each_run_by_its_teacher_margin():
