@@ -19,6 +19,7 @@ checkpoints and deadline, the same tidy schema. What differs:
   test set only (notebook 07 reports Dice; HD95 on every target severity would add a third to testing);
 * **results** go to ``book/results/ablations/``: ``<task>.csv`` (``method`` = variant or baseline name),
   ``<task>_training.csv`` (one row per (seed, method, role) trained or reused) and ``provenance.json``;
+  each method's part files also keep every network's epochs (``<method>.history.csv``, :data:`HISTORY_COLUMNS`);
 * **reuse of the evidence run**: ``baseline`` and ``teacher_raw`` (= the evidence run's control) are the
   evidence run's networks and test sets when it ran at the same preset, seeds, precision and run keys, so
   :func:`import_evidence` writes their part files from ``book/results/`` instead of training and testing
@@ -106,7 +107,10 @@ At 3e-4 the five 80-epoch fundus SwinUNETR teachers reached best validation Dice
 at 1e-3: 0.18 on average, 0/5). Left for abdomen: BasicUNet seed 4 (its 160-epoch teacher had not started when
 the last piece began) and the two SwinUNETR groups. ``swin_unetr_lr3e-4`` goes first (5 teachers × 160 epochs,
 ≈ 16 min at ~6 s per epoch with few neighbours: two back-to-back pieces on one machine, with BasicUNet seed 4
-beside it); ``swin_unetr`` at 1e-3 needs a session of its own.
+beside it); ``swin_unetr`` at 1e-3 needs a session of its own. Read from the run's checkpoints before the machine
+went back (their histories are now kept in ``<method>.history.csv``): fundus's ``swin_unetr_lr3e-4`` teacher of seed 1
+sat at validation Dice 0 until epoch 53, though in the probe the same seed left background at epoch 5; the other
+four left it at epochs 2-3. At 3e-4 leaving background is likely but not certain.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -252,6 +256,17 @@ def _training_rows(task, seed, method, results, configs, tag) -> list[dict]:
     return rows
 
 
+#: one row per (role, epoch) of a method's part file ``<method>.history.csv``: how each network's validation
+#: Dice and loss went, which the best-epoch summary of ``training.csv`` hides (a teacher that sat at Dice 0 for
+#: 52 epochs before it learned looks like one that learned at once)
+HISTORY_COLUMNS = ["role", "epoch", "lr", "loss", "val_dice", "seconds", "run_key"]
+
+
+def _history_rows(results, configs, tag) -> list[dict]:
+    return [{"role": role, **{k: h.get(k) for k in HISTORY_COLUMNS[1:-1]}, "run_key": configs[role].run_key(tag)}
+            for role, result in results.items() for h in result.history]
+
+
 def run_group(settings: AblationSettings, task: str, seed: int, methods: list[str], deadline: float | None = None) -> dict:
     """Train (or reload) and test the ``methods`` of one group for one (task, seed); write their part files."""
     import pandas as pd
@@ -304,6 +319,8 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
             made = provenance(configs[ab.student_role(method)], command=settings.command or None)
             _write_atomic(folder / f"{method}.provenance.json",  # an unfinished task's methods keep theirs
                           lambda tmp: Path(tmp).write_text(json.dumps(made, indent=2) + "\n"))
+            history = pd.DataFrame(_history_rows(results, configs, _data_tag(config)), columns=HISTORY_COLUMNS)
+            _write_atomic(folder / f"{method}.history.csv", lambda tmp: history.to_csv(tmp, index=False))
             _write_atomic(folder / f"{method}.training.csv", lambda tmp: training.to_csv(tmp, index=False))
             _write_atomic(folder / f"{method}.scores.csv", lambda tmp: scores[SCORE_COLUMNS].to_csv(tmp, index=False))
     except TimeUp as stop:

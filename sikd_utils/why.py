@@ -637,3 +637,90 @@ def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed:
         lines.append(f"{task}: the teachers {'; '.join(said)}. Their students, `{fixed}` − `{failed}` paired by "
                      f"seed: {students or 'no common seeds'} Dice points.")
     return lines
+
+
+#: a best validation Dice above this means a network left the all-background prediction (Dice 0)
+LEFT_BACKGROUND = 0.05
+
+
+def read_histories(parts_dir, methods=None) -> pd.DataFrame:
+    """Every ``<method>.history.csv`` part file under ``parts_dir`` (``ablate.HISTORY_COLUMNS`` with its task,
+    seed and method): each network's epochs. Part files of runs made before the histories were kept have none."""
+    from pathlib import Path
+
+    from .ablate import HISTORY_COLUMNS
+
+    frames = []
+    for path in sorted(Path(parts_dir).glob("*/*/seed*/*.history.csv")):
+        method = path.name[:-len(".history.csv")]
+        if methods is None or method in methods:
+            frames.append(pd.read_csv(path).assign(task=path.parts[-4], seed=int(path.parent.name[len("seed"):]),
+                                                   method=method))
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=["task", "seed", "method", *HISTORY_COLUMNS]))
+
+
+def escape_epochs(histories: pd.DataFrame, role: str = "teacher") -> pd.DataFrame:
+    """Per (task, method, seed): the first epoch whose validation Dice exceeds :data:`LEFT_BACKGROUND`
+    (NaN: never), the best Dice and its epoch, for the networks of ``role``."""
+    rows = []
+    for (task, method, seed), h in histories[histories["role"] == role].groupby(["task", "method", "seed"]):
+        h = h.sort_values("epoch")
+        left = h.loc[h["val_dice"] > LEFT_BACKGROUND, "epoch"]
+        best = h.loc[h["val_dice"].idxmax()]
+        rows.append({"task": task, "method": method, "seed": seed, "first epoch off background":
+                     int(left.iloc[0]) if len(left) else np.nan, "best val Dice": best["val_dice"],
+                     "best epoch": int(best["epoch"]), "epochs": len(h)})
+    return pd.DataFrame(rows)
+
+
+def history_figure(histories: pd.DataFrame, role: str = "teacher"):
+    """Validation Dice against epoch of ``role``'s networks, one panel per (task, method), one line per seed."""
+    import matplotlib.pyplot as plt
+
+    kept = histories[histories["role"] == role]
+    panels = list(kept.groupby(["task", "method"]).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 2.8), sharey=True, squeeze=False)
+    for ax, (task, method) in zip(axes[0], panels):
+        for seed, rows in kept[(kept["task"] == task) & (kept["method"] == method)].groupby("seed"):
+            ax.plot(rows["epoch"], rows["val_dice"], label=f"seed {seed}")
+        ax.set_title(f"{task}: {method} ({role})", fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.03, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation Dice")
+    axes[0][-1].legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def escape_sentences(escapes: pd.DataFrame) -> list[str]:
+    """One sentence per (task, method) of :func:`escape_epochs`: when each seed left background, how far it got."""
+    lines = []
+    for (task, method), rows in escapes.groupby(["task", "method"], sort=False):
+        when = ", ".join(f"seed {seed} {'never' if np.isnan(epoch) else f'epoch {int(epoch)}'}"
+                         for seed, epoch in zip(rows["seed"], rows["first epoch off background"]))
+        lines.append(f"{task}, `{method}` teachers: left background (validation Dice > {LEFT_BACKGROUND:g}) at "
+                     f"{when}; best validation Dice {rows['best val Dice'].min():.2f}–{rows['best val Dice'].max():.2f} "
+                     f"after {int(rows['epochs'].max())} epochs.")
+    return lines
+
+
+def probe_agreement(probe: pd.DataFrame, escapes: pd.DataFrame, lr: float, method: str = "swin_unetr_lr3e-4",
+                    task: str = "fundus") -> list[str]:
+    """Per seed in both: the epoch at which the probe's teacher at ``lr`` and the run's ``method`` teacher left
+    background. The two train the same network from the same seed, so a large gap says that at this rate
+    leaving background is itself chancy (GPU training is not bit-exact), not settled by the seed."""
+    lines = []
+    at = probe[np.isclose(probe["lr"], lr)]
+    run = escapes[(escapes["task"] == task) & (escapes["method"] == method)].set_index("seed")
+    for seed, rows in at.groupby("seed"):
+        if seed not in run.index:
+            continue
+        left = rows.loc[rows["val_dice"] > LEFT_BACKGROUND, "epoch"]
+        probe_at = f"epoch {int(left.iloc[0])}" if len(left) else f"never in {len(rows)} epochs"
+        epoch = run.loc[seed, "first epoch off background"]
+        run_at = "never" if np.isnan(epoch) else f"epoch {int(epoch)}"
+        lines.append(f"seed {seed} at lr {lr:g}: left background at {probe_at} in the probe and at {run_at} in "
+                     f"the ablation's run.")
+    return lines

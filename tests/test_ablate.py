@@ -305,3 +305,17 @@ def test_the_costliest_groups_start_first():
     assert groups[0] == "sikd"  # SIKD's teacher and its seven students
     assert groups.index("swin_unetr") < groups.index("teacher_onehot")
     assert groups.index("baseline_swin_unetr") < groups.index("baseline")
+
+
+def test_each_method_keeps_its_networks_epoch_by_epoch(finished):
+    """<method>.history.csv: every role's epochs, the same networks and best Dice as training.csv says."""
+    settings, _, _ = finished
+    folder = next(ar.Path(settings.results_dir, "parts", "polyp").glob("*/seed0"))
+    for method in ("sikd", "lambda_4", "teacher_onehot"):
+        history = pd.read_csv(folder / f"{method}.history.csv")
+        training = pd.read_csv(folder / f"{method}.training.csv").set_index("role")
+        assert list(history.columns) == ar.HISTORY_COLUMNS
+        for role, rows in history.groupby("role"):
+            assert len(rows) == training.loc[role, "epochs"] and list(rows["epoch"]) == list(range(1, len(rows) + 1))
+            assert rows["val_dice"].max() == pytest.approx(training.loc[role, "best_val_dice"])
+            assert set(rows["run_key"]) == {training.loc[role, "run_key"]}

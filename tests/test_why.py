@@ -245,3 +245,45 @@ def test_teacher_rate_sentences_pair_the_two_swin_variants(tmp_path):
                                                                                       values="dice")
     assert f"clean {100 * (clean['swin_unetr_lr3e-4'] - clean['swin_unetr']).mean():+.1f} ±" in line
     assert why.teacher_rate_sentences(training[training.method != "swin_unetr"], scores) == []
+
+
+def _history_parts(folder, runs):
+    """Part files ``<method>.history.csv`` for ``runs``: {(task, seed, method): teacher val Dice per epoch}."""
+    from sikd_utils.ablate import HISTORY_COLUMNS
+
+    for (task, seed, method), dice in runs.items():
+        path = folder / task / "key" / f"seed{seed}" / f"{method}.history.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"role": "teacher", "epoch": e, "lr": 3e-4, "loss": 0.1, "val_dice": d, "seconds": 1.0, "run_key": "k"}
+                for e, d in enumerate(dice, 1)]
+        rows.append({"role": "student", "epoch": 1, "lr": 1e-3, "loss": 0.1, "val_dice": 0.9, "seconds": 1.0,
+                     "run_key": "k"})
+        pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(path, index=False)
+    return folder
+
+
+def test_teacher_histories_say_when_each_seed_left_background(tmp_path):
+    """read_histories + escape_epochs: the first epoch above LEFT_BACKGROUND per seed (NaN: never), the best
+    Dice and epoch; the sentences and the probe comparison are made from them."""
+    import matplotlib.pyplot as plt
+
+    parts = _history_parts(tmp_path / "parts", {("fundus", 0, "m"): [0.0, 0.0, 0.5, 0.8, 0.7],
+                                                ("fundus", 1, "m"): [0.0] * 5, ("fundus", 0, "other"): [0.9] * 5})
+    histories = why.read_histories(parts, methods=["m"])
+    assert set(histories["method"]) == {"m"} and set(histories["role"]) == {"teacher", "student"}
+    assert len(why.read_histories(parts)) == 3 * 6 and why.read_histories(tmp_path / "none").empty
+    escapes = why.escape_epochs(histories).set_index("seed")
+    assert escapes.loc[0, "first epoch off background"] == 3 and np.isnan(escapes.loc[1, "first epoch off background"])
+    assert escapes.loc[0, "best epoch"] == 4 and escapes.loc[0, "best val Dice"] == pytest.approx(0.8)
+    assert escapes.loc[0, "epochs"] == 5  # the student's one epoch is not the teacher's
+    [line] = why.escape_sentences(why.escape_epochs(histories))
+    assert "seed 0 epoch 3, seed 1 never" in line and "0.00–0.80 after 5 epochs" in line
+    probe = pd.DataFrame({"lr": [3e-4] * 3 + [1e-3] * 3, "seed": [0] * 6, "epoch": [1, 2, 3] * 2,
+                          "val_dice": [0.0, 0.6, 0.7, 0.0, 0.0, 0.0]})
+    [agree] = why.probe_agreement(probe, why.escape_epochs(histories), 3e-4, method="m")
+    assert agree == "seed 0 at lr 0.0003: left background at epoch 2 in the probe and at epoch 3 in the ablation's run."
+    [never] = why.probe_agreement(probe, why.escape_epochs(histories), 1e-3, method="m")
+    assert "never in 3 epochs in the probe" in never
+    fig = why.history_figure(why.read_histories(parts))
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2  # one panel per method, one line per seed
+    plt.close(fig)
