@@ -426,13 +426,18 @@ def lambda_figure(curve: pd.DataFrame):
     return fig
 
 
-def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
+def _gate_failures(scores: pd.DataFrame, task: str, variant: str) -> tuple[int, int]:
+    """(seeds whose teacher failed the gate, seeds) of one variant on one task."""
     flags = scores[(scores["task"] == task) & (scores["method"] == variant)].drop_duplicates("seed")["teacher_gate"]
-    failed = int((flags == "FAIL").sum())
-    if failed and failed == len(flags):  # then the comparison says nothing about SIKD itself
-        return (f" (its teacher failed the gate on {failed}/{len(flags)} seeds: these students copied a teacher "
+    return int((flags == "FAIL").sum()), len(flags)
+
+
+def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
+    failed, n = _gate_failures(scores, task, variant)
+    if failed and failed == n:  # then the comparison says nothing about SIKD itself
+        return (f" (its teacher failed the gate on {failed}/{n} seeds: these students copied a teacher "
                 f"that had not learned, so this does not test the method)")
-    return f" (its teacher failed the gate on {failed}/{len(flags)} seeds)" if failed else ""
+    return f" (its teacher failed the gate on {failed}/{n} seeds)" if failed else ""
 
 
 def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None, questions=None,
@@ -724,3 +729,35 @@ def probe_agreement(probe: pd.DataFrame, escapes: pd.DataFrame, lr: float, metho
         lines.append(f"seed {seed} at lr {lr:g}: left background at {probe_at} in the probe and at {run_at} in "
                      f"the ablation's run.")
     return lines
+
+
+def headline(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None, notes: dict | None = None) -> str:
+    """The ablations in two sentences, by :data:`CONCLUSION_RULE`: per task, SIKD against its baseline and how
+    the variants that change one of its ingredients fare against SIKD (which do better, which worse).
+    ``scores`` adds which of those variants' teachers failed the gate on every seed (they test nothing)."""
+    from .data.tasks import TASKS
+
+    tasks = list(dict.fromkeys(table["task"])) if tasks is None else list(tasks)
+    said = []
+    for task in tasks:
+        rows = table[table["task"] == task]
+        sikd = rows[(rows["variant"] == "sikd") & (rows["against"] == "baseline")]
+        judged = rows[rows["against"] == "reference"]
+        if not len(sikd) and not len(judged):
+            continue
+        verdicts = {v: overall_outcome(g["outcome"]) for v, g in judged.groupby("variant", sort=False)}
+        by = {o: [f"`{v}`" for v, got in verdicts.items() if got == o] for o in ("better", "worse", "mixed", "tie")}
+        title = TASKS[task].title if task in TASKS else task
+        sentence = (f"{title}: SIKD against its baseline is {overall_outcome(sikd['outcome']) if len(sikd) else 'pending'}"
+                    f"; of {len(verdicts)} variants that change one ingredient, judged against SIKD, "
+                    f"{len(by['better'])} do better ({', '.join(by['better']) or 'none'}), "
+                    f"{len(by['worse'])} worse ({', '.join(by['worse']) or 'none'}), {len(by['mixed'])} mixed and "
+                    f"{len(by['tie'])} are not detectably different")
+        if scores is not None:
+            gates = {v: _gate_failures(scores, task, v) for v in verdicts}
+            failed = [f"`{v}`" for v, (fails, n) in gates.items() if n and fails == n]
+            if failed:
+                sentence += f" ({', '.join(failed)} with a teacher that failed the gate on every seed)"
+        note = f" {notes[task]}" if notes and task in notes else ""
+        said.append(sentence + note + ".")
+    return " ".join(said) if said else "**Pending.** No ablation results yet."

@@ -340,7 +340,8 @@ class TestNotebookRuns:
         assert rec["rows"] == len(table)
         assert rec["lines"] == [f"- {line}" for line in why.conclusions(table, scores, tasks=list(ABLATION_TASKS))]
         pasted = _pasted("07_why_sikd_works")
-        assert "ablation_conclusions" in pasted and pasted <= _glued(executed), "book/results.md pastes what 07 glues"
+        assert {"ablation_conclusions", "ablation_headline"} <= pasted <= _glued(executed), "results.md pastes 07's glue"
+        assert why.headline(table, scores, tasks=list(ABLATION_TASKS)) in _outputs_text(executed.cells)
         # section 2: the evidence run's control judged as the teacher_raw variant
         ev_scores, _, ev_prov = why.load_results(evidence_folder)
         ev_scores = why.from_evidence(ev_scores)

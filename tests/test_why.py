@@ -287,3 +287,25 @@ def test_teacher_histories_say_when_each_seed_left_background(tmp_path):
     fig = why.history_figure(why.read_histories(parts))
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2  # one panel per method, one line per seed
     plt.close(fig)
+
+
+def test_headline_counts_the_ingredient_variants_by_outcome(tmp_path):
+    """Per task: SIKD against its baseline, then how many variants do better/worse/mixed/tie against SIKD, by
+    name; a variant whose teacher failed the gate on every seed is named as such."""
+    scores, _, _ = why.load_results(write_fake_ablations(tmp_path / "ablations"))
+    table = why.comparisons(scores)
+    text = why.headline(table, notes={"fundus": "(interim: x)"})
+    for task in dict.fromkeys(table["task"]):
+        rows = table[(table.task == task) & (table.against == "reference")]
+        verdicts = {v: why.overall_outcome(g["outcome"]) for v, g in rows.groupby("variant")}
+        better = sorted(v for v, o in verdicts.items() if o == "better")
+        sikd = why.overall_outcome(table[(table.task == task) & (table.variant == "sikd")]["outcome"])
+        from sikd_utils.data.tasks import TASKS
+        sentence = next(s for s in text.split(". ") if s.startswith(TASKS[task].title))
+        assert f"SIKD against its baseline is {sikd}; of {len(verdicts)} variants" in sentence
+        assert f"{len(better)} do better" in sentence and all(f"`{v}`" in sentence for v in better)
+    assert "(interim: x)." in text
+    failing = scores.copy()
+    failing.loc[(failing.task == "fundus") & (failing.method == "logit_kd"), "teacher_gate"] = "FAIL"
+    assert "(`logit_kd` with a teacher that failed the gate on every seed)" in why.headline(table, failing)
+    assert why.headline(table.iloc[:0]).startswith("**Pending.**")
