@@ -41,7 +41,11 @@ fi
 # put back what the tree lacks (files sent from the caller stay as they are).
 keep=${SIKD_PIECE_KEEP:-runs/piece-keep/ablation-parts}
 parts=${SIKD_PIECE_PARTS:-book/results/ablations/parts}
-if [ -d "$keep" ]; then mkdir -p "$parts" && cp -rn "$keep/." "$parts/"; fi
+if [ -d "$keep" ]; then  # put back each kept part the tree lacks (cp -n warns on newer coreutils)
+    (cd "$keep" && find . -type f) | while read -r f; do
+        [ -e "$parts/$f" ] || install -D -m 644 "$keep/$f" "$parts/$f"
+    done
+fi
 set -m  # each background command a process group of its own (see SIKD_PIECE_STOP_WITH_FIRST)
 pids=()
 commands=("$@")
