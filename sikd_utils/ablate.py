@@ -128,7 +128,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -591,6 +591,51 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
     return results / f"{task}.csv"
 
 
+# --------------------------------------------------------------------------- the plan
+def plan_jobs(settings: AblationSettings) -> list[dict]:
+    """The jobs a run of ``settings`` would start now, without training or writing anything: per job its task,
+    seed, methods, whether it follows a lead (it then only trains students), the networks it trains as
+    ``(role, backbone, epochs)`` and their cost in U-Net epochs (:data:`EPOCH_COST`). Finished methods and those
+    the evidence run would supply (as ``--check-evidence`` says) are left out; a network whose checkpoint
+    a run folder on this machine already holds is counted anyway, so the cost errs on the long side."""
+    jobs = []
+    for task in [t for t in settings.tasks if not task_done(settings, t)]:
+        config = settings.config(task)
+        imported = set()
+        if settings.evidence_dir is not None:
+            lines = import_evidence(settings, task, settings.evidence_dir, log=lambda _: None, dry_run=True)
+            imported = {(int(line.split()[2]), line.split()[3].rstrip(":")) for line in lines}
+        for group in job_groups(settings, task):
+            for seed in config.seeds:
+                lead, followers = lead_and_followers(settings, task, seed, group)
+                lead = [m for m in lead if not _method_done(settings, task, seed, m) and (seed, m) not in imported]
+                for methods, follows in ([(lead, False)] if lead else []) + [(f, True) for f in followers]:
+                    networks = {}
+                    for method in methods:
+                        for role, overrides in ab.units(method)[1 if follows else 0:]:
+                            cfg = ab.role_config(config, role, overrides)
+                            networks.setdefault((role, cfg.run_key("plan")),
+                                                (role, cfg.backbone, cfg.train_config(role, 0).epochs))
+                    cost = sum(epochs * EPOCH_COST[backbone] for _, backbone, epochs in networks.values())
+                    jobs.append({"task": task, "seed": seed, "methods": methods, "follows_lead": follows,
+                                 "networks": list(networks.values()), "unet_epochs": cost})
+    return jobs
+
+
+def plan_lines(jobs: list[dict]) -> list[str]:
+    """:func:`plan_jobs` as lines to print, with the total."""
+    lines = []
+    for job in jobs:
+        nets = ", ".join(f"{role} {backbone} {epochs} ep" for role, backbone, epochs in job["networks"])
+        after = " (after its group's lead)" if job["follows_lead"] else ""
+        lines.append(f"{job['task']} seed {job['seed']} [{', '.join(job['methods'])}]{after}: {nets} "
+                     f"(~{job['unet_epochs']:.0f} U-Net epochs)")
+    total = sum(job["unet_epochs"] for job in jobs)
+    lines.append(f"{len(jobs)} jobs, ~{total:.0f} U-Net epochs of training in all (a SwinUNETR epoch counted as "
+                 f"{EPOCH_COST['swin_unetr']:g}), plus testing" if jobs else "nothing to train: every method is done")
+    return lines
+
+
 # --------------------------------------------------------------------------- the run
 def ablate(settings: AblationSettings, log=_print) -> int:
     """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``."""
@@ -666,6 +711,9 @@ def add_arguments(parser) -> None:
                              "imported when they were made with these settings")
     parser.add_argument("--no-reuse-evidence", action="store_true",
                         help="train and test baseline and teacher_raw here even if the evidence run has them")
+    parser.add_argument("--plan", action="store_true",
+                        help="only list the jobs this command would run and the networks each trains (nothing is "
+                             "trained or written)")
     parser.add_argument("--check-evidence", action="store_true",
                         help="only say which methods would be imported from the evidence run (nothing is written)")
 
@@ -680,6 +728,9 @@ def main(args) -> int:
                                 max_minutes=args.max_minutes, workers=args.workers, finish_only=args.finish_only,
                                 device=args.device, progress=args.progress, command=command,
                                 variants=tuple(args.variants) if args.variants else None)
+    if args.plan:
+        _print("\n".join(plan_lines(plan_jobs(settings))))
+        return 0
     if args.check_evidence:
         for task in settings.tasks:
             lines = import_evidence(settings, task, args.evidence_dir, dry_run=True)

@@ -319,3 +319,34 @@ def test_each_method_keeps_its_networks_epoch_by_epoch(finished):
             assert len(rows) == training.loc[role, "epochs"] and list(rows["epoch"]) == list(range(1, len(rows) + 1))
             assert rows["val_dice"].max() == pytest.approx(training.loc[role, "best_val_dice"])
             assert set(rows["run_key"]) == {training.loc[role, "run_key"]}
+
+
+def test_plan_lists_the_jobs_a_run_would_start_and_writes_nothing(finished, tmp_path, capsys):
+    """--plan: a fresh run's jobs (a follower trains only its student), a finished run's none; no file written."""
+    import dataclasses
+
+    settings, _, _ = finished
+    fresh = dataclasses.replace(settings, out_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"))
+    jobs = ar.plan_jobs(fresh)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    by_methods = {tuple(j["methods"]): j for j in jobs}
+    assert set(by_methods) == {("sikd",), ("lambda_4",), ("teacher_onehot",), ("baseline",)}
+    config = fresh.config("polyp")
+    teacher, student = (config.train_config(r, 0).epochs for r in ("teacher", "student"))
+    assert by_methods[("sikd",)]["networks"] == [("teacher", "unet", teacher), ("student", "unet", student)]
+    assert by_methods[("lambda_4",)]["follows_lead"] and by_methods[("lambda_4",)]["networks"] == [("student", "unet", student)]
+    assert sum(j["unet_epochs"] for j in jobs) == 2 * teacher + 3 * student + config.train_config("baseline", 0).epochs
+    lines = ar.plan_lines(jobs)
+    assert len(lines) == len(jobs) + 1 and lines[-1].startswith(f"{len(jobs)} jobs")
+    assert ar.plan_jobs(settings) == [] and ar.plan_lines([])[-1].startswith("nothing to train")
+
+
+def test_cli_ablate_plan_prints_and_trains_nothing(tmp_path, capsys):
+    from sikd_utils.__main__ import main
+
+    code = main(["ablate", "--preset", "tiny", "--tasks", "polyp", "--seeds", "0", "--variants", "lambda_4",
+                 "--out-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--plan"])
+    out = capsys.readouterr().out
+    assert code == 0 and "polyp seed 0 [sikd]: teacher unet" in out and "(after its group's lead)" in out
+    assert "3 jobs" in out
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # the CLI's checks may make the folders, no more
