@@ -599,14 +599,19 @@ def read_lr_probe(path) -> pd.DataFrame:
 def lr_probe_figure(probe: pd.DataFrame):
     """Validation Dice against epoch, one panel per learning rate, one line per seed: whether the teacher ever
     leaves the all-background prediction (Dice 0) is visible at a glance."""
+    rates = sorted(set(probe["lr"]), reverse=True)
+    return _dice_curves([(f"Adam lr {lr:g}", probe[probe["lr"] == lr]) for lr in rates], (3.2, 2.6), marker=".")
+
+
+def _dice_curves(panels, size, marker=None):
+    """One panel per ``(title, rows)``, one line of validation Dice against epoch per seed of ``rows``."""
     import matplotlib.pyplot as plt
 
-    rates = sorted(set(probe["lr"]), reverse=True)
-    fig, axes = plt.subplots(1, len(rates), figsize=(3.2 * len(rates), 2.6), sharey=True, squeeze=False)
-    for ax, lr in zip(axes[0], rates):
-        for seed, rows in probe[probe["lr"] == lr].groupby("seed"):
-            ax.plot(rows["epoch"], rows["val_dice"], marker=".", label=f"seed {seed}")
-        ax.set_title(f"Adam lr {lr:g}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), sharey=True, squeeze=False)
+    for ax, (title, rows) in zip(axes[0], panels):
+        for seed, seed_rows in rows.groupby("seed"):
+            ax.plot(seed_rows["epoch"], seed_rows["val_dice"], marker=marker, label=f"seed {seed}")
+        ax.set_title(title, fontsize="medium")
         ax.set_xlabel("epoch")
         ax.set_ylim(-0.03, 1.0)
         ax.grid(alpha=0.3)
@@ -681,22 +686,9 @@ def escape_epochs(histories: pd.DataFrame, role: str = "teacher") -> pd.DataFram
 
 def history_figure(histories: pd.DataFrame, role: str = "teacher"):
     """Validation Dice against epoch of ``role``'s networks, one panel per (task, method), one line per seed."""
-    import matplotlib.pyplot as plt
-
     kept = histories[histories["role"] == role]
-    panels = list(kept.groupby(["task", "method"]).groups)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 2.8), sharey=True, squeeze=False)
-    for ax, (task, method) in zip(axes[0], panels):
-        for seed, rows in kept[(kept["task"] == task) & (kept["method"] == method)].groupby("seed"):
-            ax.plot(rows["epoch"], rows["val_dice"], label=f"seed {seed}")
-        ax.set_title(f"{task}: {method} ({role})", fontsize="medium")
-        ax.set_xlabel("epoch")
-        ax.set_ylim(-0.03, 1.0)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation Dice")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    return fig
+    return _dice_curves([(f"{task}: {method} ({role})", rows) for (task, method), rows in kept.groupby(["task", "method"])],
+                        (4.2, 2.8))
 
 
 def escape_sentences(escapes: pd.DataFrame) -> list[str]:
