@@ -128,7 +128,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -431,6 +431,17 @@ def evidence_mismatches(settings: AblationSettings, task: str, evidence_dir: str
     return why
 
 
+def importable(settings: AblationSettings, task: str, evidence_dir: str = "book/results", log=_print) -> list[tuple]:
+    """``(seed, method)`` of the methods :func:`import_evidence` would take from the evidence run now: those of
+    :data:`FROM_EVIDENCE` not yet done, none if :func:`evidence_mismatches` finds a reason (which is logged)."""
+    why = evidence_mismatches(settings, task, evidence_dir)
+    if why:
+        log(f"{task}: evidence in {evidence_dir} not reused — " + "; ".join(why))
+        return []
+    return [(seed, method) for seed in settings.config(task).seeds
+            for method in FROM_EVIDENCE if method in settings.methods() and not _method_done(settings, task, seed, method)]
+
+
 def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "book/results", log=_print,
                     dry_run: bool = False) -> list[str]:
     """Write the part files of baseline and teacher_raw from the committed evidence run, so the
@@ -440,9 +451,8 @@ def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "
     (task, seed, method) imported (or, with ``dry_run``, that would be)."""
     import pandas as pd
 
-    why = evidence_mismatches(settings, task, evidence_dir)
-    if why:
-        log(f"{task}: evidence in {evidence_dir} not reused — " + "; ".join(why))
+    todo = importable(settings, task, evidence_dir, log)
+    if not todo:
         return []
     prov_path, scores_path, training_path = _evidence_files(evidence_dir, task)
     entry = json.loads(prov_path.read_text())["tasks"][task]
@@ -455,39 +465,36 @@ def import_evidence(settings: AblationSettings, task: str, evidence_dir: str = "
               "commit": entry.get("commit"), "evidence_method": None, "run_key": entry["run_key"],
               "date": entry.get("date")}
     done = []
-    for seed in config.seeds:
+    for seed, method in todo:
         folder = _parts(settings, task, seed)
-        for method in [m for m in FROM_EVIDENCE if m in settings.methods()]:
-            if _method_done(settings, task, seed, method):
-                continue
-            line = f"{task} seed {seed} {method}: imported from {scores_path} (evidence {FROM_EVIDENCE[method]}, " \
-                   f"commit {entry.get('commit')})"
-            done.append(line)
-            if dry_run:
-                continue
-            rows = scores[(scores["seed"] == seed) & (scores["method"] == FROM_EVIDENCE[method])].copy()
-            rows["severity"] = rows["severity"].astype(int)
-            position = pd.Series([order.get(k) for k in zip(rows["family"], rows["severity"])], index=rows.index)
-            rows = rows.loc[position.dropna().sort_values(kind="stable").index]  # the ablation's test sets, its order
-            rows = rows.assign(method=method, teacher_gate="")  # the gate is set when the task is gathered
-            rows.loc[rows["family"] != "clean", "hd95_mm"] = float("nan")  # the ablation's HD95: clean only
-            units = ab.units(method)
-            records = []
-            for role, overrides in units:
-                record = training[(training["seed"] == seed) & (training["role"] == role)].iloc[0]
-                cfg = ab.role_config(config, role, overrides)
-                records.append({**{c: record.get(c) for c in TRAINING_COLUMNS}, "task": task, "seed": seed,
-                                "method": method, "role": role,
-                                "validated_on": _validated_on(role, cfg.train_config(role, seed)),
-                                "run_key": cfg.run_key(tag)})
-            train_rows = pd.DataFrame(records, columns=TRAINING_COLUMNS)
-            note = {**source, "evidence_method": FROM_EVIDENCE[method]}
-            _write_atomic(folder / f"{method}.imported.json",
-                          lambda tmp: Path(tmp).write_text(json.dumps(note, indent=2) + "\n"))
-            _write_atomic(folder / f"{method}.training.csv", lambda tmp: train_rows.to_csv(tmp, index=False))
-            _write_atomic(folder / f"{method}.scores.csv",
-                          lambda tmp: rows[SCORE_COLUMNS].to_csv(tmp, index=False))
-            log(line)
+        line = f"{task} seed {seed} {method}: imported from {scores_path} (evidence {FROM_EVIDENCE[method]}, " \
+               f"commit {entry.get('commit')})"
+        done.append(line)
+        if dry_run:
+            continue
+        rows = scores[(scores["seed"] == seed) & (scores["method"] == FROM_EVIDENCE[method])].copy()
+        rows["severity"] = rows["severity"].astype(int)
+        position = pd.Series([order.get(k) for k in zip(rows["family"], rows["severity"])], index=rows.index)
+        rows = rows.loc[position.dropna().sort_values(kind="stable").index]  # the ablation's test sets, its order
+        rows = rows.assign(method=method, teacher_gate="")  # the gate is set when the task is gathered
+        rows.loc[rows["family"] != "clean", "hd95_mm"] = float("nan")  # the ablation's HD95: clean only
+        units = ab.units(method)
+        records = []
+        for role, overrides in units:
+            record = training[(training["seed"] == seed) & (training["role"] == role)].iloc[0]
+            cfg = ab.role_config(config, role, overrides)
+            records.append({**{c: record.get(c) for c in TRAINING_COLUMNS}, "task": task, "seed": seed,
+                            "method": method, "role": role,
+                            "validated_on": _validated_on(role, cfg.train_config(role, seed)),
+                            "run_key": cfg.run_key(tag)})
+        train_rows = pd.DataFrame(records, columns=TRAINING_COLUMNS)
+        note = {**source, "evidence_method": FROM_EVIDENCE[method]}
+        _write_atomic(folder / f"{method}.imported.json",
+                      lambda tmp: Path(tmp).write_text(json.dumps(note, indent=2) + "\n"))
+        _write_atomic(folder / f"{method}.training.csv", lambda tmp: train_rows.to_csv(tmp, index=False))
+        _write_atomic(folder / f"{method}.scores.csv",
+                      lambda tmp: rows[SCORE_COLUMNS].to_csv(tmp, index=False))
+        log(line)
     return done
 
 
@@ -601,10 +608,8 @@ def plan_jobs(settings: AblationSettings) -> list[dict]:
     jobs = []
     for task in [t for t in settings.tasks if not task_done(settings, t)]:
         config = settings.config(task)
-        imported = set()
-        if settings.evidence_dir is not None:
-            lines = import_evidence(settings, task, settings.evidence_dir, log=lambda _: None, dry_run=True)
-            imported = {(int(line.split()[2]), line.split()[3].rstrip(":")) for line in lines}
+        imported = (set(importable(settings, task, settings.evidence_dir, log=lambda _: None))
+                    if settings.evidence_dir is not None else set())
         for group in job_groups(settings, task):
             for seed in config.seeds:
                 lead, followers = lead_and_followers(settings, task, seed, group)
