@@ -433,7 +433,7 @@ def evidence_mismatches(settings: AblationSettings, task: str, evidence_dir: str
 
 def importable(settings: AblationSettings, task: str, evidence_dir: str = "book/results", log=_print) -> list[tuple]:
     """``(seed, method)`` of the methods :func:`import_evidence` would take from the evidence run now: those of
-    :data:`FROM_EVIDENCE` not yet done, none if :func:`evidence_mismatches` finds a reason (which is logged)."""
+    ``FROM_EVIDENCE`` not yet done, none if :func:`evidence_mismatches` finds a reason (which is logged)."""
     why = evidence_mismatches(settings, task, evidence_dir)
     if why:
         log(f"{task}: evidence in {evidence_dir} not reused — " + "; ".join(why))
