@@ -124,11 +124,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ablations as ab
-from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, _data_tag,
+from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, Unfinishable, _data_tag,
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -267,8 +267,10 @@ def _history_rows(results, configs, tag) -> list[dict]:
             for role, result in results.items() for h in result.history]
 
 
-def run_group(settings: AblationSettings, task: str, seed: int, methods: list[str], deadline: float | None = None) -> dict:
-    """Train (or reload) and test the ``methods`` of one group for one (task, seed); write their part files."""
+def run_group(settings: AblationSettings, task: str, seed: int, methods: list[str], deadline: float | None = None,
+              retry_after: float = 0.0) -> dict:
+    """Train (or reload) and test the ``methods`` of one group for one (task, seed); write their part files.
+    ``retry_after``: seconds to wait first (a second chance after a ``--finish-only`` stop, see :func:`ablate`)."""
     import pandas as pd
 
     from .orchestration import evaluate_methods, provenance, seed_scores_of, train_roles
@@ -286,6 +288,7 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // settings.workers))
     clock = _Deadline(deadline, finish_only=settings.finish_only)
     folder = _parts(settings, task, seed)
+    time.sleep(retry_after)
     try:
         clock._check(60.0, "start")
         splits = _splits(settings, config)
@@ -324,7 +327,8 @@ def run_group(settings: AblationSettings, task: str, seed: int, methods: list[st
             _write_atomic(folder / f"{method}.training.csv", lambda tmp: training.to_csv(tmp, index=False))
             _write_atomic(folder / f"{method}.scores.csv", lambda tmp: scores[SCORE_COLUMNS].to_csv(tmp, index=False))
     except TimeUp as stop:
-        return {**outcome, "status": "stopped", "at": f"{stop}; {clock.summary()}"}
+        return {**outcome, "status": "stopped", "at": f"{stop}; {clock.summary()}",
+                "unfinishable": isinstance(stop, Unfinishable)}
     return {**outcome, "at": clock.summary()}
 
 
@@ -339,9 +343,9 @@ def _job_runs(config, tag: str, methods: list[str]) -> dict:
     return runs
 
 
-def _run_group_safely(settings, task, seed, methods, deadline):
+def _run_group_safely(settings, task, seed, methods, deadline, retry_after=0.0):
     try:
-        return run_group(settings, task, seed, methods, deadline)
+        return run_group(settings, task, seed, methods, deadline, retry_after)
     except Exception as err:  # one failing job must not take the others down; reported at the end
         import traceback
 
@@ -642,6 +646,16 @@ def plan_lines(jobs: list[dict]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the run
+#: A job that ``--finish-only`` stopped is tried again up to this many times, each after
+#: RETRY_AFTER_SECONDS and only while RETRY_MIN_LEFT_SECONDS would remain: its estimate came from epochs timed
+#: beside the jobs of the moment, which may have ended (2026-12-02: five fundus SwinUNETR students were stopped
+#: as needing 7.3-10 min with 7.2 min left, beside 14 other jobs that all ended a minute later; alone they took
+#: 3.3 min, and the piece ended with 6.5 of its minutes unused). Each try trains two epochs before it is judged.
+SECOND_CHANCES = 3
+RETRY_AFTER_SECONDS = 60.0
+RETRY_MIN_LEFT_SECONDS = 120.0
+
+
 def ablate(settings: AblationSettings, log=_print) -> int:
     """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``."""
     start = time.time()
@@ -663,12 +677,20 @@ def ablate(settings: AblationSettings, log=_print) -> int:
         followers[(task, seed, tuple(lead))] = then
         remaining[task].update((seed, m) for m in [*lead, *(m for job in then for m in job)])
     outcomes = []
+    tries = {}  # (task, seed, group) -> second chances taken
 
     def collect(outcome):
         outcomes.append(outcome)
         task, seed, group = outcome["task"], outcome["seed"], tuple(outcome["group"])
+        job = (task, seed, group)
         log(f"{task} seed {seed} [{', '.join(group)}]: {outcome['status']}{outcome_detail(outcome)} "
             f"[{(time.time() - start) / 60:.1f} min]")
+        if outcome.get("unfinishable") and tries.get(job, 0) < SECOND_CHANCES and deadline is not None and \
+                deadline - time.time() > RETRY_AFTER_SECONDS + RETRY_MIN_LEFT_SECONDS:
+            tries[job] = tries.get(job, 0) + 1  # its estimate was made beside jobs that may have ended by then
+            log(f"{task} seed {seed} [{', '.join(group)}]: will try again in {RETRY_AFTER_SECONDS:.0f} s "
+                f"(second chance {tries[job]} of {SECOND_CHANCES})")
+            return [(settings, task, seed, list(group), deadline, RETRY_AFTER_SECONDS)]
         if outcome["status"] != "done":
             return []  # its followers wait for the next piece
         remaining[task].difference_update((seed, m) for m in group)
@@ -708,7 +730,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--finish-only", action="store_true",
                         help="for a session's last piece (its unfinished checkpoints are lost with the machine): "
                              "stop a job after an epoch once its training and testing left cannot end before "
-                             "--max-minutes, giving the GPU to jobs that can")
+                             "--max-minutes, giving the GPU to jobs that can (a job so stopped is tried again "
+                             f"{RETRY_AFTER_SECONDS:.0f} s later, up to {SECOND_CHANCES} times, as its neighbours "
+                             "may have ended)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
     parser.add_argument("--evidence-dir", default="book/results",

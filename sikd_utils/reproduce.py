@@ -64,6 +64,12 @@ class TimeUp(Exception):
     """Raised inside a job when the next epoch or test set would not finish before the deadline."""
 
 
+class Unfinishable(TimeUp):
+    """A ``--finish-only`` stop: the job's work left was estimated to end past the deadline. The estimate is made
+    from epochs timed beside the other jobs of the moment, which may end soon, so such a job may deserve
+    another try once they have (``ablate`` gives it :data:`sikd_utils.ablate.SECOND_CHANCES`)."""
+
+
 @dataclass
 class ReproduceSettings:
     """One evidence run (see the module docstring). ``families=None``: every family of the registry."""
@@ -213,7 +219,7 @@ class _Deadline:
     def _refuse_unfinishable(self, what: str, epoch: int, epoch_seconds: float | None) -> None:
         needed = self.seconds_left_needed(epoch, epoch_seconds)
         if needed is not None and self.deadline is not None and time.time() + needed > self.deadline:
-            raise TimeUp(f"{what}: cannot finish (~{needed / 60:.1f} min of work left, "
+            raise Unfinishable(f"{what}: cannot finish (~{needed / 60:.1f} min of work left, "
                          f"{max(0.0, self.deadline - time.time()) / 60:.1f} min to the deadline; --finish-only)")
 
     def seconds_left_needed(self, epoch: int, epoch_seconds: float | None = None) -> float | None:

@@ -350,3 +350,39 @@ def test_cli_ablate_plan_prints_and_trains_nothing(tmp_path, capsys):
     assert code == 0 and "polyp seed 0 [sikd]: teacher unet" in out and "(after its group's lead)" in out
     assert "3 jobs" in out
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # the CLI's checks may make the folders, no more
+
+
+def test_a_finish_only_stop_gets_its_second_chances(finished, tmp_path, monkeypatch):
+    """A job --finish-only stopped is tried again (after RETRY_AFTER_SECONDS, at most SECOND_CHANCES times, only
+    while time is left); one that then finishes lets its followers start. A hard deadline stop is not retried."""
+    import dataclasses
+
+    settings, _, _ = finished
+    fresh = dataclasses.replace(settings, out_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                                finish_only=True, max_minutes=30)
+    calls = []
+
+    def fake_run_group(settings, task, seed, methods, deadline, retry_after=0.0):
+        calls.append((tuple(methods), retry_after))
+        outcome = {"task": task, "seed": seed, "group": methods, "status": "stopped", "at": "x"}
+        if methods == ["sikd"]:  # stopped by the estimate once, then it finishes
+            return {**outcome, "unfinishable": True} if len(calls_of(("sikd",))) == 1 else {**outcome, "status": "done"}
+        if methods == ["teacher_onehot"]:  # never can finish
+            return {**outcome, "unfinishable": True}
+        return outcome  # stopped by the deadline itself: not retried
+
+    def calls_of(methods):
+        return [c for c in calls if c[0] == methods]
+
+    monkeypatch.setattr(ar, "run_group", fake_run_group)
+    monkeypatch.setattr(ar, "RETRY_AFTER_SECONDS", 0.5)
+    messages = []
+    ar.ablate(fresh, log=messages.append)
+    assert [r for _, r in calls_of(("sikd",))] == [0.0, 0.5]
+    assert len(calls_of(("lambda_4",))) == 1  # the follower of sikd's lead, once it finished
+    assert len(calls_of(("teacher_onehot",))) == 1 + ar.SECOND_CHANCES
+    assert len(calls_of(("baseline",))) == 1
+    assert any("will try again" in m and "second chance 3 of 3" in m for m in messages)
+    calls.clear()
+    ar.ablate(dataclasses.replace(fresh, max_minutes=2.3), log=messages.append)  # too little time for a retry
+    assert len(calls_of(("teacher_onehot",))) == 1
