@@ -24,7 +24,8 @@ __all__ = ["load_results", "colour_limit", "COLOUR_QUANTILE", "method_provenance
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
            "LAMBDA_RULE", "lambda_curve", "lambda_slopes", "lambda_sentences", "lambda_figure",
-           "LR_PROBE", "read_lr_probe", "lr_probe_figure"]
+           "LR_PROBE", "read_lr_probe", "lr_probe_figure", "teacher_rate_sentences", "LEFT_BACKGROUND",
+           "read_histories", "escape_epochs", "escape_sentences", "probe_agreement", "history_figure", "headline"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
 PENDING = (f"**Pending.** The ablation runs have not committed results yet. On a GPU, run `{COMMAND}` again "
