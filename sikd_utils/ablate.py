@@ -695,7 +695,12 @@ def ablate(settings: AblationSettings, log=_print) -> int:
             return []  # its followers wait for the next piece
         remaining[task].difference_update((seed, m) for m in group)
         if not remaining[task]:
-            log(f"{task}: finished — results written to {_finish_task(settings, task)}")
+            written = _finish_task(settings, task)
+            held = _read_provenance(settings)["tasks"][task]["methods"]
+            left = [m for m in ab.methods_for(None) if m not in held]
+            log(f"{task}: finished — results written to {written}" + (
+                f" (the chosen variants only: {len(left)} method(s) of the full ablation not tested yet, "
+                f"{' '.join(left)}; the book reads {task} as interim until they are)" if left else ""))
         return [(settings, task, seed, methods, deadline) for methods in followers.pop((task, seed, group), [])]
 
     run_jobs(_run_group_safely, jobs, settings.workers, collect, log)

@@ -188,11 +188,12 @@ class _Deadline:
     left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
     session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
     should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
-    job's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
-    timed one). A job is judged only once it has trained two epochs in this piece, from the second on: its
-    first pays cuDNN's autotuning and, when a piece's workers all start at once, their crowding (fundus
-    students timed 6 s for their first epoch and 1.1 s once the others had gone, and were stopped on the first
-    one). A run that has not trained an epoch yet is estimated from the last epoch this process trained, if
+    run's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
+    timed one). A run is judged only once it has trained two epochs in this piece, from the second on: its
+    first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding
+    (fundus students timed 6 s for their first epoch and 1.1 s once the others had gone, and were stopped on the
+    first one; abdomen SwinUNETR students, 10.8 s for their first and 6.7 s after it, were stopped on their first
+    as needing 5.8 min when about 3 were left). A run that has not trained an epoch yet is estimated from the last epoch this process trained, if
     any, so a job that cannot finish is not begun.
     """
 
@@ -203,6 +204,8 @@ class _Deadline:
         self._eval_started = None
         self._plan = None  # (epochs of the run training now, epochs of later runs, test sets)
         self._epoch_times = []  # seconds of each epoch this job trained in this piece
+        self._run_times = []  # those of the run training now
+        self._steady_times = []  # those of every run but its first epoch (for a run not timed yet)
 
     def _check(self, next_seconds: float, what: str) -> None:
         if self.deadline is not None and time.time() + 1.5 * next_seconds + 5 > self.deadline:
@@ -213,6 +216,7 @@ class _Deadline:
         the ``tests`` (test sets) to run once they are trained. ``begun``: the run resumes a checkpoint, so how
         many of its epochs are left is known only after its first epoch here (no estimate before)."""
         self._plan = (int(epochs), int(later_epochs), int(tests))
+        self._run_times = []
         if self.finish_only and not begun and not self._epoch_times and _measured["epoch_seconds"]:
             self._refuse_unfinishable("start", 0, _measured["epoch_seconds"])
 
@@ -224,7 +228,7 @@ class _Deadline:
 
     def seconds_left_needed(self, epoch: int, epoch_seconds: float | None = None) -> float | None:
         """The estimated seconds of work left after ``epoch`` of the current run (None without a plan), at
-        ``epoch_seconds`` per epoch (default: the slowest of the job's last three epochs, the first left out)."""
+        ``epoch_seconds`` per epoch (default: the slowest of the run's last three epochs, its first left out)."""
         if self._plan is None:
             return None
         epochs, later, tests = self._plan
@@ -235,14 +239,19 @@ class _Deadline:
         return 1.1 * per_epoch * (max(0, epochs - epoch) + later) + tests * test_seconds
 
     def _recent_epochs(self) -> list[float]:
-        """The job's last three epoch times, its first epoch in this piece left out once there are others."""
-        return (self._epoch_times[1:] or self._epoch_times)[-3:]
+        """The last three epoch times of the run training now, its first in this piece left out; for a run with
+        no other yet, those of the job's earlier runs (each one's first left out), else whatever was timed."""
+        return (self._run_times[1:] or self._steady_times or self._run_times or self._epoch_times)[-3:]
 
     def after_epoch(self, record: dict) -> None:
-        self._epoch_times.append(float(record.get("seconds", 0.0)))
+        seconds = float(record.get("seconds", 0.0))
+        self._epoch_times.append(seconds)
+        if self._run_times:
+            self._steady_times.append(seconds)
+        self._run_times.append(seconds)
         _measured["epoch_seconds"] = self._recent_epochs()[-1] or _measured["epoch_seconds"]
         self._check(max(self._epoch_times), f"epoch {record.get('epoch')}")
-        if self.finish_only and len(self._epoch_times) >= 2:
+        if self.finish_only and len(self._run_times) >= 2:
             self._refuse_unfinishable(f"epoch {record.get('epoch')}", int(record.get("epoch", 0)), None)
 
     def summary(self) -> str:

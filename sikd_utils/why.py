@@ -19,7 +19,7 @@ from . import stats
 from .distill import DEFAULT_TEMPERATURE
 from .reproduce import load_results
 
-__all__ = ["load_results", "colour_limit", "COLOUR_QUANTILE", "method_provenance", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
+__all__ = ["load_results", "complete_tasks", "colour_limit", "COLOUR_QUANTILE", "method_provenance", "COMMAND", "PENDING", "pending", "fingerprint_figure", "SUMMARIES", "CONCLUSION_RULE", "registry_table", "summary_scores",
            "comparisons", "comparison_table", "fingerprints", "overall_outcome", "conclusions", "teacher_table",
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
@@ -45,6 +45,15 @@ def pending(out_dir: str = "runs", tasks=None) -> str:
         text = text.replace("have not committed results yet", f"have not committed results for {', '.join(tasks)} yet")
         text = text.replace("nothing is shown here until then", "nothing is shown for them until then")
     return text
+
+
+def complete_tasks(prov: dict, tasks) -> list[str]:
+    """The ``tasks`` whose gathered results (``<task>.csv``) hold every method of the full ablation.
+    ``ablate --variants`` gathers a task's file as soon as the chosen variants finish, which may be only part
+    of the ablation: such a task is read as interim, from its part files."""
+    every = set(ab.methods_for(None))
+    entries = prov.get("tasks", {}) if prov else {}
+    return [t for t in tasks if every <= set(entries.get(t, {}).get("methods", {}))]
 
 
 #: the note above the methods of unfinished tasks (see :func:`interim`)

@@ -45,6 +45,12 @@ def test_ablate_writes_the_tidy_schema(finished):
         assert key in entry, key
 
 
+def test_a_run_of_some_variants_says_the_task_is_not_complete(finished):
+    _, _, messages = finished
+    line = next(m for m in messages if m.startswith("polyp: finished"))
+    assert "the chosen variants only" in line and "teacher_skips" in line and "interim" in line
+
+
 def test_networks_are_shared_where_settings_agree(finished):
     settings, _, _ = finished
     training = pd.read_csv(f"{settings.results_dir}/polyp_training.csv")

@@ -296,3 +296,20 @@ def test_finish_only_does_not_begin_what_this_process_cannot_finish(fresh_proces
     # a run resuming a checkpoint may have few epochs left: it is judged after its first epoch here
     rp._Deadline(time.time() + 300, finish_only=True).plan(20, 0, 0, begun=True)
     rp._Deadline(time.time() + 300).plan(20, 0, 0)  # and without finish_only nothing is refused
+
+
+def test_finish_only_judges_each_run_from_its_own_second_epoch(fresh_process):
+    import time
+
+    # as in an abdomen SwinUNETR job: teacher epochs of 3.7 s, then the student's first of 10.8 s and 6.7 s after
+    clock = rp._Deadline(time.time() + 240, finish_only=True)
+    clock.plan(3, 20, 52)
+    for epoch in (1, 2, 3):
+        clock.after_epoch({"epoch": epoch, "seconds": 3.7})
+    clock.plan(20, 0, 52)  # the student: its first epoch is not judged, nor taken as its rate
+    clock.after_epoch({"epoch": 1, "seconds": 10.8})
+    assert clock.seconds_left_needed(1) == pytest.approx(1.1 * 3.7 * 19 + 52 * rp.TEST_SECONDS_GUESS)
+    clock.after_epoch({"epoch": 2, "seconds": 6.7})  # 18 x 6.7 x 1.1 + 104 s fit in 240 s; 10.8 s would not
+    assert clock.seconds_left_needed(2) == pytest.approx(1.1 * 6.7 * 18 + 52 * rp.TEST_SECONDS_GUESS)
+    with pytest.raises(rp.TimeUp, match="epoch 3: cannot finish"):
+        clock.after_epoch({"epoch": 3, "seconds": 30.0})

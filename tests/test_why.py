@@ -309,3 +309,11 @@ def test_headline_counts_the_ingredient_variants_by_outcome(tmp_path):
     failing.loc[(failing.task == "fundus") & (failing.method == "logit_kd"), "teacher_gate"] = "FAIL"
     assert "(`logit_kd` with a teacher that failed the gate on every seed)" in why.headline(table, failing)
     assert why.headline(table.iloc[:0]).startswith("**Pending.**")
+
+
+def test_a_task_gathered_from_some_variants_only_is_not_complete():
+    every = {m: {} for m in ab.methods_for(None)}
+    some = {m: {} for m in ab.methods_for(["lambda_4"])}
+    prov = {"tasks": {"fundus": {"methods": every}, "abdomen": {"methods": some}}}
+    assert why.complete_tasks(prov, ["fundus", "abdomen", "polyp"]) == ["fundus"]
+    assert why.complete_tasks({}, ["fundus"]) == []
