@@ -258,8 +258,10 @@ def _training_rows(task, seed, method, results, configs, tag) -> list[dict]:
 
 #: one row per (role, epoch) of a method's part file ``<method>.history.csv``: how each network's validation
 #: Dice and loss went, which the best-epoch summary of ``training.csv`` hides (a teacher that sat at Dice 0 for
-#: 52 epochs before it learned looks like one that learned at once)
-HISTORY_COLUMNS = ["role", "epoch", "lr", "loss", "val_dice", "seconds", "run_key"]
+#: 52 epochs before it learned looks like one that learned at once). ``loss`` = ``ce`` + λ·``mse`` (``mse``: the
+#: distillation term before its weight; 0 for networks that distil nothing); files written before 2026-12-02
+#: 22:30 UTC have ``loss`` alone (SwinUNETR students' loss stayed at 34-66 and the parts could not be told apart)
+HISTORY_COLUMNS = ["role", "epoch", "lr", "loss", "ce", "mse", "val_dice", "seconds", "run_key"]
 
 
 def _history_rows(results, configs, tag) -> list[dict]:

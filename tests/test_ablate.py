@@ -325,6 +325,10 @@ def test_each_method_keeps_its_networks_epoch_by_epoch(finished):
             assert len(rows) == training.loc[role, "epochs"] and list(rows["epoch"]) == list(range(1, len(rows) + 1))
             assert rows["val_dice"].max() == pytest.approx(training.loc[role, "best_val_dice"])
             assert set(rows["run_key"]) == {training.loc[role, "run_key"]}
+            # the loss's parts: a student's loss is its cross-entropy plus λ times its distillation term
+            lam = 4.0 if (method, role) == ("lambda_4", "student") else 2.0 if role == "student" else 0.0
+            assert rows["loss"].to_numpy() == pytest.approx((rows["ce"] + lam * rows["mse"]).to_numpy(), rel=1e-4)
+            assert (rows["mse"] > 0).all() if role == "student" else (rows["mse"] == 0).all()
 
 
 def test_plan_lists_the_jobs_a_run_would_start_and_writes_nothing(finished, tmp_path, capsys):
