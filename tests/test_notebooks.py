@@ -356,6 +356,10 @@ class TestNotebookRuns:
         for line in why.lambda_sentences(why.lambda_slopes(why.lambda_curve(scores))):
             assert line in text
         assert "(task, variant) pairs" in text  # the sentence beside the students-and-teachers figure
+        import re  # the bound shown by scaling SwinUNETR's weights: the student stays within it, the teacher not
+        scaled = dict(re.findall(r"SwinUNETR (student|teacher): largest per-channel mean square [^:]*: (\S+)", text))
+        assert float(scaled["student"]) <= 4.0 < float(scaled["teacher"]), scaled
+        assert "No feature-scale probe" in text  # the fake results hold none
         _, training, _ = why.load_results(folder)
         for line in why.teacher_rate_sentences(training, scores):  # what the SwinUNETR teacher's rate changed
             assert line.split(": the teachers")[0] in text and "paired by" in text
