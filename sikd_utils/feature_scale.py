@@ -33,6 +33,7 @@ __all__ = ["SWIN_STUDENT_BOUND", "PROBE_FILE", "PROBE_COLUMNS", "channel_mean_sq
 SWIN_STUDENT_BOUND = 4.0
 #: the committed probe, in ``book/results/ablations/`` (``#`` lines: its provenance)
 PROBE_FILE = "feature_scale_probe.csv"
+#: one row per (backbone, role, epoch measured); ``largest_channel`` is the largest (image, channel) mean square
 PROBE_COLUMNS = ["backbone", "role", "epoch", "val_dice", "mean_square", "largest_channel"]
 
 

@@ -55,6 +55,14 @@ def test_repository_url_is_written_once():
         f"{url} written in {others}; keep it in sikd_utils/_project.py (copied into _config.yml)")
 
 
+def test_the_api_page_documents_every_public_module():
+    import re
+
+    documented = set(re.findall(r"^\.\. automodule:: sikd_utils\.(\w+)$", (ROOT / "book" / "api.md").read_text(), flags=re.M))
+    modules = {p.stem for p in (ROOT / "sikd_utils").glob("*.py") if not p.stem.startswith("_")}
+    assert modules <= documented, f"book/api.md lacks {sorted(modules - documented)}"
+
+
 def test_api_docstrings_build_without_warnings(tmp_path):
     """The API page's docstrings render under the book's -W -n rules (a stray ``|x|`` or a bad indent is a
     Sphinx error that would otherwise surface only after a 15-minute `make book`)."""
