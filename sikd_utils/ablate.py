@@ -80,7 +80,7 @@ has BasicUNet and the two backbone baselines left (≈ 4-5 min). That is two mor
 Measured in the next session (2026-12-02, commit 10edec9; pieces of 8.5, 8.5, 4.5, 1.3 and 2.7 min, abdomen on
 8 workers beside fundus on 3, the GPU 90-94 % busy): beside 10 others, an abdomen teacher epoch took 3.6-4.5 s
 in each process, a BasicUNet baseline epoch 3.4-4.4 s and a SwinUNETR baseline epoch 10.2 s; fundus finished
-(all 15 methods × 5 seeds). Left for abdomen: the skip teacher's seed 4, the one-hot, SwinUNETR and BasicUNet
+(all 15 methods × 5 seeds; there were 15 then). Left for abdomen: the skip teacher's seed 4, the one-hot, SwinUNETR and BasicUNet
 teacher groups (160-epoch teachers; ≈ 4,050 U-Net epochs with a SwinUNETR epoch as 2.3 (:data:`EPOCH_COST`), ≈ 23
 min at ≈ 2.9 epochs/s) plus testing. The SwinUNETR teachers are the critical path: at the 10.2 s per epoch
 measured beside 10 others, 160 epochs take 27 min, more than a session's pieces hold; they need a session
@@ -111,6 +111,18 @@ beside it); ``swin_unetr`` at 1e-3 needs a session of its own. Read from the run
 went back (their histories are now kept in ``<method>.history.csv``): fundus's ``swin_unetr_lr3e-4`` teacher of seed 1
 sat at validation Dice 0 until epoch 53, though in the probe the same seed left background at epoch 5; the other
 four left it at epochs 2-3. At 3e-4 leaving background is likely but not certain.
+
+The next session (2026-12-02, commit 118f266; pieces of 8.5, 6.0 and 6.3 min on 6 workers, nothing beside them)
+finished abdomen's ``swin_unetr_lr3e-4`` (teachers' best validation Dice 0.965-0.972; a teacher epoch 4.7 s beside
+5 others, a student's 6.7 s) and BasicUNet seed 4. The second piece was given ``--finish-only`` too early: it
+stopped the students on their first epoch (10.8 s, cuDNN's autotuning) as needing 5.8 min with 3.9 left; a run is
+now judged from its own second epoch. The students' training loss stayed at 34-66 (BasicUNet's fell to 0.15),
+which :mod:`sikd_utils.feature_scale` explains: no SwinUNETR student's last-decoder features pass a mean square of
+4 per channel, and nothing bounds its skip-free teacher's. Variant ``swin_unetr_projected`` (new) gives that
+teacher its student's residual projections. Left: abdomen's ``swin_unetr`` at 1e-3 (5 groups, 160-epoch teachers)
+and ``swin_unetr_projected`` on both tasks (5 groups of 160-epoch teachers on abdomen, 5 of 80 on fundus):
+``ablate --plan`` lists 15 jobs, ≈ 5,290 U-Net epochs, two sessions at ≈ 6 SwinUNETR jobs per session's pieces.
+Run ``swin_unetr_projected`` first (it is the test the chapter asks for), fundus's beside abdomen's.
 """
 
 from __future__ import annotations

@@ -123,6 +123,14 @@ _VARIANTS = (
                      "worse": f"SIKD hurts SwinUNETR even with its teacher at lr {SWIN_TEACHER_LR:g}",
                      "tie": f"SIKD with its teacher at lr {SWIN_TEACHER_LR:g} makes no detectable difference "
                             "to SwinUNETR"}),
+    Variant("swin_unetr_projected", "backbone", f"as `swin_unetr_lr3e-4`, its teacher's decoder blocks with the "
+            "student's 1×1 residual projections (bounded features, see sikd_utils.feature_scale)",
+            {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR, "teacher_residual_projection": True},
+            baseline="baseline_swin_unetr", reference=None,
+            answers={"better": "SIKD helps SwinUNETR once its teacher's features are bounded like its student's",
+                     "worse": "SIKD hurts SwinUNETR even with its teacher's features bounded like its student's",
+                     "tie": "SIKD with a teacher bounded like its student makes no detectable difference to "
+                            "SwinUNETR"}),
     Variant("basic_unet", "backbone", "SIKD on MONAI's BasicUNet", BASELINES["baseline_basic_unet"],
             baseline="baseline_basic_unet", reference=None,
             answers={"better": "SIKD helps BasicUNet too", "worse": "SIKD hurts BasicUNet",
@@ -132,7 +140,7 @@ _VARIANTS = (
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
 # settings a role ignores, reset so that equal networks share one run folder
 _STUDENT_ONLY = ("distill_weight", "distill_method", "kd_temperature", "distill_layer")
-_TEACHER_ONLY = ("teacher_input", "teacher_skips", "teacher_lr")
+_TEACHER_ONLY = ("teacher_input", "teacher_skips", "teacher_lr", "teacher_residual_projection")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 
 

@@ -60,9 +60,15 @@ def __getattr__(name: str):
 
 
 def build_backbone(backbone: str, in_channels: int, num_classes: int, base_channels: int,
-                   skip_connections: bool = True) -> nn.Module:
-    """A freshly initialised network of ``backbone``; ``skip_connections=False`` gives its SIKD teacher."""
+                   skip_connections: bool = True, residual_projection: bool = False) -> nn.Module:
+    """A freshly initialised network of ``backbone``; ``skip_connections=False`` gives its SIKD teacher.
+    ``residual_projection``: SwinUNETR's skip-free teacher with its student's residual projections
+    (:class:`~sikd_utils.monai_backbones.SwinUNETR2D`)."""
     cls = UNet if check_backbone(backbone) == "unet" else __getattr__(_MONAI_CLASSES[backbone])
+    if residual_projection:
+        if backbone != "swin_unetr":
+            raise ValueError(f"residual_projection is a SwinUNETR teacher's option, got backbone {backbone!r}")
+        return cls(in_channels, num_classes, base_channels, skip_connections, residual_projection=True)
     return cls(in_channels, num_classes, base_channels, skip_connections)
 
 

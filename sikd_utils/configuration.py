@@ -37,7 +37,7 @@ TEST_SEED_OFFSET = 1000
 # key includes one only when it differs from its default, so every key computed before they existed holds
 COMPARISON_DEFAULTS = {"backbone": "unet", "distill_method": "feature_mse", "kd_temperature": DEFAULT_TEMPERATURE,
                        "distill_layer": "last_decoder", "teacher_input": None, "teacher_skips": False,
-                       "teacher_lr": None}
+                       "teacher_lr": None, "teacher_residual_projection": False}
 
 
 class TestSet(str):
@@ -113,6 +113,7 @@ class ExperimentConfig:
     teacher_input: str | None = None  # what SIKD's teacher sees: None = the class-wise mean image
     teacher_skips: bool = False  # True: the teachers keep their skip connections (ablation)
     teacher_lr: float | None = None  # the teachers' Adam learning rate (None: lr); a skip-free SwinUNETR needs a lower one
+    teacher_residual_projection: bool = False  # True: a SwinUNETR teacher with its student's residual projections
     seeds: tuple[int, ...] = (0, 1, 2)
     # synthetic data (ignored when splits are given); None = the task's default below
     n_train: int | None = None
@@ -173,7 +174,8 @@ class ExperimentConfig:
         spec = get_task(self.task)
         return build_model(role, spec.in_channels, spec.num_classes, self.base_channels, seed=seed,
                            backbone=self.backbone, teacher_input=self.teacher_input if role == "teacher" else None,
-                           teacher_skips=self.teacher_skips and role != "baseline")
+                           teacher_skips=self.teacher_skips and role != "baseline",
+                           teacher_residual_projection=self.teacher_residual_projection and role == "teacher")
 
     def run_root(self, data_tag: str):
         """Folder holding this configuration's trained models (None when nothing is saved)."""
@@ -341,7 +343,7 @@ def _check_experiment_config(config: ExperimentConfig) -> None:
         check_float("severities entry", severity, 0.0)
     check_int("data_seed", config.data_seed, 0)
     _check_comparisons(config)
-    for name in ("shape_shift", "augment", "progress", "teacher_skips"):
+    for name in ("shape_shift", "augment", "progress", "teacher_skips", "teacher_residual_projection"):
         check_bool(name, getattr(config, name))
     check_device(config.device)
     if config.out_dir is not None and (not isinstance(config.out_dir, (str, os.PathLike)) or str(config.out_dir) == ""):
@@ -353,6 +355,8 @@ def _check_comparisons(config: ExperimentConfig) -> None:
     from .backbones import check_backbone
 
     check_backbone(config.backbone)
+    if config.teacher_residual_projection is True and config.backbone != "swin_unetr":
+        raise ValueError(f"teacher_residual_projection is for backbone 'swin_unetr', got {config.backbone!r}")
     if config.backbone == "swin_unetr" and config.base_channels % 12:
         raise ValueError(f"backbone 'swin_unetr' needs base_channels divisible by 12 (e.g. 24 or 36), got "
                          f"{config.base_channels}")

@@ -140,6 +140,8 @@ def architecture_of(model: nn.Module) -> dict:
         "base_channels": model.base_channels,
         "skip_connections": model.skip_connections,
         "backbone": model.backbone,
+        # only where set (a SwinUNETR teacher of the ablation), so that every earlier checkpoint's dict holds
+        **({"residual_projection": True} if getattr(model, "residual_projection", False) else {}),
     }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks.dynunet_block import UnetResBlock, get_conv_layer
+from monai.networks.blocks.dynunet_block import UnetResBlock, get_conv_layer, get_norm_layer
 from monai.networks.nets import BasicUNet, SwinUNETR
 from monai.networks.nets.basic_unet import UpCat
 from torch import nn
@@ -45,13 +45,22 @@ def _result(logits, last, bottleneck, h, w, features_at):
 class _UpBlockWithoutSkip(nn.Module):
     """MONAI's ``UnetrUpBlock`` less its skip: the same transposed convolution (×2), then the same kind
     of residual block, on ``out_channels`` channels instead of the ``2 · out_channels`` of upsampled
-    features concatenated with the skip. Built from MONAI's own layers."""
+    features concatenated with the skip; its input now as wide as its output, MONAI's ``UnetResBlock`` gives its
+    residual path no 1×1 projection. ``residual_projection=True`` adds one anyway, as the student's block has it:
+    a 1×1 convolution and a norm, so that the block's output, like the student's, is the sum of two normalised
+    maps (bounded; see :mod:`sikd_utils.feature_scale`). Built from MONAI's own layers."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm_name):
+    def __init__(self, in_channels: int, out_channels: int, norm_name, residual_projection: bool = False):
         super().__init__()
         self.transp_conv = get_conv_layer(2, in_channels, out_channels, kernel_size=2, stride=2, conv_only=True,
                                           is_transposed=True)
         self.conv_block = UnetResBlock(2, out_channels, out_channels, kernel_size=3, stride=1, norm_name=norm_name)
+        if residual_projection:  # MONAI's forward applies conv3 and norm3 to the residual wherever they exist
+            block = self.conv_block
+            block.conv3 = get_conv_layer(2, out_channels, out_channels, kernel_size=1, stride=1, act=None, norm=None,
+                                         conv_only=False)
+            block.norm3 = get_norm_layer(name=norm_name, spatial_dims=2, channels=out_channels)
+            block.downsample = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_block(self.transp_conv(x))
@@ -72,12 +81,18 @@ class SwinUNETR2D(SwinUNETR):
     output (``base_channels`` channels, full resolution); ``features_at="bottleneck"``: ``encoder10``'s
     (``16 · base_channels`` channels at 1/32).
 
+    ``residual_projection=True`` (a teacher only) gives every rebuilt block the student's 1×1 projection and norm
+    on its residual path: without it the teacher's last block ends in an unnormalised sum that its student, whose
+    block ends in two normalised maps, cannot match in scale (:mod:`sikd_utils.feature_scale`; the ablation
+    ``swin_unetr_projected``).
+
     ``base_channels`` must be a multiple of 12 (MONAI: the Swin stages' attention heads, 3-6-12-24,
     divide the widths); inputs are zero-padded to a multiple of 32 (five ×2 reductions). Instance norm
     needs more than one pixel per channel at the bottleneck when training: inputs of at least 64 px.
 
     Parameters for 1 input channel and 4 classes: base 24 (MONAI's default) student 6,302,278, teacher
-    5,534,230; base 36 student 14,151,586, teacher 12,423,658 (base 32 is not possible).
+    5,534,230 (5,583,766 with ``residual_projection``); base 36 student 14,151,586, teacher 12,423,658
+    (12,535,114); base 32 is not possible.
     """
 
     backbone = "swin_unetr"
@@ -85,8 +100,11 @@ class SwinUNETR2D(SwinUNETR):
     _DECODERS = (("decoder5", 16, 8), ("decoder4", 8, 4), ("decoder3", 4, 2), ("decoder2", 2, 1), ("decoder1", 1, 1))
 
     def __init__(self, in_channels: int = 1, num_classes: int = 4, base_channels: int = 24,
-                 skip_connections: bool = True):
+                 skip_connections: bool = True, residual_projection: bool = False):
         _check_sizes(in_channels, num_classes, base_channels)
+        if residual_projection and skip_connections:
+            raise ValueError("residual_projection is for the skip-free teacher (skip_connections=False): the blocks "
+                             "with skips have their projection already")
         if base_channels % 12:
             near = [v for v in (12 * (base_channels // 12), 12 * (base_channels // 12 + 1)) if v > 0]
             raise ValueError(f"swin_unetr needs base_channels (MONAI's feature_size) divisible by 12, got "
@@ -95,11 +113,13 @@ class SwinUNETR2D(SwinUNETR):
                          spatial_dims=2)
         self.in_channels, self.num_classes, self.base_channels = in_channels, num_classes, base_channels
         self.skip_connections = bool(skip_connections)
+        self.residual_projection = bool(residual_projection)
         if not self.skip_connections:
             for name in ("encoder1", "encoder2", "encoder3", "encoder4"):
                 delattr(self, name)
             for name, mult_in, mult_out in self._DECODERS:
-                setattr(self, name, _UpBlockWithoutSkip(mult_in * base_channels, mult_out * base_channels, "instance"))
+                setattr(self, name, _UpBlockWithoutSkip(mult_in * base_channels, mult_out * base_channels, "instance",
+                                                        self.residual_projection))
 
     def forward(self, x: torch.Tensor, features_at: str = "last_decoder") -> tuple[torch.Tensor, torch.Tensor]:
         check_feature_layer(features_at)
@@ -117,7 +137,8 @@ class SwinUNETR2D(SwinUNETR):
         return _result(self.out(last), last, bottleneck, h, w, features_at)
 
     def extra_repr(self) -> str:
-        return f"skip_connections={self.skip_connections}"
+        return f"skip_connections={self.skip_connections}" + (", residual_projection=True" if self.residual_projection
+                                                              else "")
 
 
 # --------------------------------------------------------------------------- BasicUNet

@@ -258,6 +258,7 @@ def check_device(device: str | torch.device) -> None:
 def build_model(
     role: str, in_channels: int, num_classes: int, base_channels: int = 64, seed: int | None = None,
     backbone: str = "unet", teacher_input: str | None = None, teacher_skips: bool = False,
+    teacher_residual_projection: bool = False,
 ) -> UNet:
     """A freshly initialised network for ``role`` (the teacher has no skip connections).
 
@@ -265,6 +266,8 @@ def build_model(
     ``teacher_input="label_onehot"`` builds a ``teacher`` for one-hot label maps: ``in_channels`` becomes
     ``num_classes`` (pass the same ``teacher_input`` in its TrainConfig); other values change nothing.
     ``teacher_skips=True`` keeps a teacher's skip connections (the ablation; pass it in its TrainConfig too).
+    ``teacher_residual_projection=True`` gives a skip-free SwinUNETR teacher its student's residual projections
+    (the ablation ``swin_unetr_projected``); roles with skips ignore it.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -272,12 +275,16 @@ def build_model(
     if teacher_input is not None:
         check_choice("teacher_input", teacher_input, TEACHER_INPUTS)
     check_bool("teacher_skips", teacher_skips)
+    check_bool("teacher_residual_projection", teacher_residual_projection)
+    if teacher_residual_projection and backbone != "swin_unetr":
+        raise ValueError(f"teacher_residual_projection is for backbone 'swin_unetr', got {backbone!r}")
     if role == "teacher" and teacher_input == "label_onehot":
         in_channels = num_classes
     if seed is not None:
         torch.manual_seed(seed)
-    return build_backbone(backbone, in_channels, num_classes, base_channels,
-                          skip_connections=role not in SKIP_FREE_ROLES or teacher_skips)
+    skips = role not in SKIP_FREE_ROLES or teacher_skips
+    return build_backbone(backbone, in_channels, num_classes, base_channels, skip_connections=skips,
+                          residual_projection=teacher_residual_projection and not skips)
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -24,7 +24,7 @@ __all__ = ["load_results", "complete_tasks", "colour_limit", "COLOUR_QUANTILE", 
            "provenance_table", "ingredients", "ingredient_figure", "from_evidence", "EVIDENCE_QUESTIONS", "Interim", "interim", "INTERIM", "interim_note",
            "training_from_evidence", "teacher_and_student", "FOLLOW_NOTE", "follow_sentence", "LAMBDA_OF",
            "LAMBDA_RULE", "lambda_curve", "lambda_slopes", "lambda_sentences", "lambda_figure",
-           "LR_PROBE", "read_lr_probe", "lr_probe_figure", "teacher_rate_sentences", "LEFT_BACKGROUND",
+           "LR_PROBE", "read_lr_probe", "lr_probe_figure", "teacher_rate_sentences", "projection_sentences", "LEFT_BACKGROUND",
            "read_histories", "escape_epochs", "escape_sentences", "probe_agreement", "history_figure", "headline"]
 
 COMMAND = "python -m sikd_utils ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9"
@@ -631,6 +631,23 @@ def _dice_curves(panels, size, marker=None):
     return fig
 
 
+def _teachers_said(t: pd.DataFrame) -> str:
+    return (f"best validation Dice {t['best_val_dice'].min():.2f}–{t['best_val_dice'].max():.2f}, mean "
+            f"{t['best_val_dice'].mean():.2f}, gate passed on {int((t['gate'].astype(str) == 'pass').sum())}/{len(t)} seeds")
+
+
+def _paired_students(summary: pd.DataFrame, task: str, after: str, before: str) -> str:
+    deltas = stats.paired_deltas(summary[summary["task"] == task], after, before)
+    return ", ".join(f"{r.family} {_number(100 * r.delta, 100 * r.delta_ci)}" for r in deltas.itertuples()) or \
+        "no common seeds"
+
+
+def _both_teachers(training: pd.DataFrame, task: str, names) -> dict | None:
+    rows = training[(training["task"] == task) & (training["role"] == "teacher")]
+    teachers = {name: rows[rows["method"] == name] for name in names}
+    return None if any(not len(t) for t in teachers.values()) else teachers
+
+
 def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed: str = "swin_unetr",
                            fixed: str = "swin_unetr_lr3e-4") -> list[str]:
     """Per task with both variants: what the teacher's own learning rate changed, from the runs' records.
@@ -642,20 +659,30 @@ def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed:
     lines = []
     summary = summary_scores(scores)
     for task in dict.fromkeys(training["task"]):
-        rows = training[(training["task"] == task) & (training["role"] == "teacher")]
-        teachers = {name: rows[rows["method"] == name] for name in (failed, fixed)}
-        if any(not len(t) for t in teachers.values()):
+        teachers = _both_teachers(training, task, (failed, fixed))
+        if teachers is None:
             continue
-        said = []
-        for name, t in teachers.items():
-            lr = ab.VARIANTS[name].overrides.get("teacher_lr") or ab.ExperimentConfig.lr
-            said.append(f"at lr {lr:g} (`{name}`) best validation Dice {t['best_val_dice'].min():.2f}–"
-                        f"{t['best_val_dice'].max():.2f}, mean {t['best_val_dice'].mean():.2f}, gate passed on "
-                        f"{int((t['gate'].astype(str) == 'pass').sum())}/{len(t)} seeds")
-        deltas = stats.paired_deltas(summary[summary["task"] == task], fixed, failed)
-        students = ", ".join(f"{r.family} {_number(100 * r.delta, 100 * r.delta_ci)}" for r in deltas.itertuples())
+        said = [f"at lr {ab.VARIANTS[name].overrides.get('teacher_lr') or ab.ExperimentConfig.lr:g} (`{name}`) "
+                f"{_teachers_said(t)}" for name, t in teachers.items()]
         lines.append(f"{task}: the teachers {'; '.join(said)}. Their students, `{fixed}` − `{failed}` paired by "
-                     f"seed: {students or 'no common seeds'} Dice points.")
+                     f"seed: {_paired_students(summary, task, fixed, failed)} Dice points.")
+    return lines
+
+
+def projection_sentences(training: pd.DataFrame, scores: pd.DataFrame, plain: str = "swin_unetr_lr3e-4",
+                         projected: str = "swin_unetr_projected") -> list[str]:
+    """Per task with both variants: what bounding the SwinUNETR teacher's features changed. The two differ only
+    in the teacher's residual projections (:mod:`sikd_utils.feature_scale`), so ``projected − plain``, paired
+    by seed, is that change's effect on the students."""
+    lines = []
+    summary = summary_scores(scores)
+    for task in dict.fromkeys(training["task"]):
+        teachers = _both_teachers(training, task, (plain, projected))
+        if teachers is None:
+            continue
+        lines.append(f"{task}: the teachers with residual projections (`{projected}`) {_teachers_said(teachers[projected])}; "
+                     f"without (`{plain}`) {_teachers_said(teachers[plain])}. Their students, `{projected}` − `{plain}` "
+                     f"paired by seed: {_paired_students(summary, task, projected, plain)} Dice points.")
     return lines
 
 

@@ -48,7 +48,8 @@ def write_fake_results(folder, tasks=("polyp", "cardiac"), seeds=(0, 1, 2), fami
 ABLATION_EFFECTS = {"baseline": 0.0, "baseline_swin_unetr": -0.02, "baseline_basic_unet": 0.01, "sikd": 0.03,
                     "teacher_skips": 0.0, "lambda_0.5": 0.03, "lambda_1": 0.03, "lambda_4": 0.05, "bottleneck": 0.02,
                     "teacher_onehot": 0.03, "teacher_raw": 0.01, "logit_kd": 0.03, "attention_transfer": 0.0,
-                    "swin_unetr": 0.0, "swin_unetr_lr3e-4": 0.01, "basic_unet": 0.03}
+                    "swin_unetr": 0.0, "swin_unetr_lr3e-4": 0.01, "swin_unetr_projected": 0.02,
+                    "basic_unet": 0.03}
 
 
 def write_fake_ablations(folder, tasks=("fundus", "abdomen"), seeds=(0, 1, 2), families=("gamma", "squash"),

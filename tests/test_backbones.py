@@ -167,3 +167,46 @@ def test_the_command_line_picks_the_backbone():
     config = _configs(parser.parse_args(["--backbone", "swin_unetr", "--base-channels", "24"]))[0]
     assert config.backbone == "swin_unetr" and config.build_model("teacher").skip_connections is False
     assert _configs(parser.parse_args([]))[0].backbone == "unet"
+
+
+def test_the_projected_swin_teacher_is_bounded_counted_and_round_trips(tmp_path):
+    """The ablation swin_unetr_projected: the skip-free SwinUNETR teacher with its student's residual projections."""
+    from sikd_utils.feature_scale import SWIN_STUDENT_BOUND, channel_mean_square
+
+    for base in (24, 36):
+        net = build_backbone("swin_unetr", 1, 4, base, skip_connections=False, residual_projection=True)
+        plain = build_backbone("swin_unetr", 1, 4, base, skip_connections=False)
+        assert f"{count_parameters(net):,}" in type(net).__doc__  # the docstring's count
+        assert count_parameters(plain) < count_parameters(net) < count_parameters(build_backbone("swin_unetr", 1, 4, base))
+    teacher = build_model("teacher", 1, 3, 12, seed=0, backbone="swin_unetr", teacher_residual_projection=True)
+    assert teacher.residual_projection and not teacher.skip_connections and "residual_projection=True" in repr(teacher)
+    with torch.no_grad():
+        for weight in teacher.parameters():
+            weight.mul_(10)
+        logits, features = teacher(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, 3, 64, 64) and features.shape == (2, 12, 64, 64)
+    assert float(channel_mean_square(features).max()) <= SWIN_STUDENT_BOUND * (1 + 1e-4)
+    # a checkpoint records the option and rebuilds it; the student's teacher check accepts it
+    torch.save({"format": CHECKPOINT_FORMAT, "architecture": architecture_of(teacher), "model": teacher.state_dict()},
+               tmp_path / "teacher.pt")
+    assert architecture_of(teacher)["residual_projection"] is True
+    assert "residual_projection" not in architecture_of(build_model("teacher", 1, 3, 12, backbone="swin_unetr"))
+    student = build_model("student", 1, 3, 12, backbone="swin_unetr", teacher_residual_projection=True)
+    assert not getattr(student, "residual_projection")  # a role with skips ignores it
+    again = load_teacher(tmp_path / "teacher.pt", student)
+    assert again.residual_projection and torch.equal(again.state_dict()["out.conv.conv.weight"],
+                                                     teacher.state_dict()["out.conv.conv.weight"])
+
+
+def test_the_residual_projection_is_refused_where_it_means_nothing():
+    from sikd_utils.configuration import ExperimentConfig
+    from sikd_utils.monai_backbones import SwinUNETR2D
+
+    with pytest.raises(ValueError, match="teacher_residual_projection is for backbone 'swin_unetr', got 'unet'"):
+        build_model("teacher", 1, 3, 8, teacher_residual_projection=True)
+    with pytest.raises(ValueError, match="skip-free teacher"):
+        SwinUNETR2D(1, 3, 12, skip_connections=True, residual_projection=True)
+    with pytest.raises(ValueError, match="got 'basic_unet'"):
+        ExperimentConfig(backbone="basic_unet", teacher_residual_projection=True)
+    with pytest.raises((TypeError, ValueError), match="teacher_residual_projection"):
+        ExperimentConfig(backbone="swin_unetr", base_channels=24, teacher_residual_projection="yes")

@@ -247,6 +247,20 @@ def test_teacher_rate_sentences_pair_the_two_swin_variants(tmp_path):
     assert why.teacher_rate_sentences(training[training.method != "swin_unetr"], scores) == []
 
 
+def test_projection_sentences_pair_the_projected_teacher_with_the_plain_one(tmp_path):
+    scores, training, _ = why.load_results(write_fake_ablations(tmp_path / "ablations"))
+    lines = why.projection_sentences(training, scores)
+    assert [line.split(":")[0] for line in lines] == list(dict.fromkeys(training["task"]))
+    line = next(line for line in lines if line.startswith("abdomen:"))
+    teachers = training[(training.task == "abdomen") & (training.role == "teacher")]
+    projected = teachers[teachers.method == "swin_unetr_projected"].best_val_dice
+    assert f"(`swin_unetr_projected`) best validation Dice {projected.min():.2f}–{projected.max():.2f}" in line
+    clean = scores[(scores.task == "abdomen") & (scores.family == "clean")].pivot_table(
+        index="seed", columns="method", values="dice")
+    assert f"clean {100 * (clean['swin_unetr_projected'] - clean['swin_unetr_lr3e-4']).mean():+.1f} ±" in line
+    assert why.projection_sentences(training[training.method != "swin_unetr_projected"], scores) == []
+
+
 def _history_parts(folder, runs):
     """Part files ``<method>.history.csv`` for ``runs``: {(task, seed, method): teacher val Dice per epoch}."""
     from sikd_utils.ablate import HISTORY_COLUMNS
