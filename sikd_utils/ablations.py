@@ -123,7 +123,7 @@ _VARIANTS = (
                      "worse": f"SIKD hurts SwinUNETR even with its teacher at lr {SWIN_TEACHER_LR:g}",
                      "tie": f"SIKD with its teacher at lr {SWIN_TEACHER_LR:g} makes no detectable difference "
                             "to SwinUNETR"}),
-    Variant("swin_unetr_projected", "backbone", f"as swin_unetr_lr3e-4, its teacher's decoder blocks with the "
+    Variant("swin_unetr_projected", "backbone", "as swin_unetr_lr3e-4, its teacher's decoder blocks with the "
             "student's 1×1 residual projections (bounded features, see sikd_utils.feature_scale)",
             {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR, "teacher_residual_projection": True},
             baseline="baseline_swin_unetr", reference=None,
