@@ -642,10 +642,15 @@ def _paired_students(summary: pd.DataFrame, task: str, after: str, before: str) 
         "no common seeds"
 
 
-def _both_teachers(training: pd.DataFrame, task: str, names) -> dict | None:
-    rows = training[(training["task"] == task) & (training["role"] == "teacher")]
-    teachers = {name: rows[rows["method"] == name] for name in names}
-    return None if any(not len(t) for t in teachers.values()) else teachers
+def _variant_pairs(training: pd.DataFrame, scores: pd.DataFrame, before: str, after: str):
+    """``(task, {name: teacher rows}, students' paired Δ text)`` per task with both variants' teachers: two variants
+    that differ in their teacher alone, so ``after − before`` paired by seed is that difference's effect."""
+    summary = summary_scores(scores)
+    for task in dict.fromkeys(training["task"]):
+        rows = training[(training["task"] == task) & (training["role"] == "teacher")]
+        teachers = {name: rows[rows["method"] == name] for name in (before, after)}
+        if all(len(t) for t in teachers.values()):
+            yield task, teachers, _paired_students(summary, task, after, before)
 
 
 def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed: str = "swin_unetr",
@@ -657,15 +662,11 @@ def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed:
     whether it learned. A task missing either variant is left out (the notebook says pending elsewhere).
     """
     lines = []
-    summary = summary_scores(scores)
-    for task in dict.fromkeys(training["task"]):
-        teachers = _both_teachers(training, task, (failed, fixed))
-        if teachers is None:
-            continue
+    for task, teachers, students in _variant_pairs(training, scores, failed, fixed):
         said = [f"at lr {ab.VARIANTS[name].overrides.get('teacher_lr') or ab.ExperimentConfig.lr:g} (`{name}`) "
                 f"{_teachers_said(t)}" for name, t in teachers.items()]
         lines.append(f"{task}: the teachers {'; '.join(said)}. Their students, `{fixed}` − `{failed}` paired by "
-                     f"seed: {_paired_students(summary, task, fixed, failed)} Dice points.")
+                     f"seed: {students} Dice points.")
     return lines
 
 
@@ -674,16 +675,10 @@ def projection_sentences(training: pd.DataFrame, scores: pd.DataFrame, plain: st
     """Per task with both variants: what bounding the SwinUNETR teacher's features changed. The two differ only
     in the teacher's residual projections (:mod:`sikd_utils.feature_scale`), so ``projected − plain``, paired
     by seed, is that change's effect on the students."""
-    lines = []
-    summary = summary_scores(scores)
-    for task in dict.fromkeys(training["task"]):
-        teachers = _both_teachers(training, task, (plain, projected))
-        if teachers is None:
-            continue
-        lines.append(f"{task}: the teachers with residual projections (`{projected}`) {_teachers_said(teachers[projected])}; "
-                     f"without (`{plain}`) {_teachers_said(teachers[plain])}. Their students, `{projected}` − `{plain}` "
-                     f"paired by seed: {_paired_students(summary, task, projected, plain)} Dice points.")
-    return lines
+    return [f"{task}: the teachers with residual projections (`{projected}`) {_teachers_said(teachers[projected])}; "
+            f"without (`{plain}`) {_teachers_said(teachers[plain])}. Their students, `{projected}` − `{plain}` "
+            f"paired by seed: {students} Dice points."
+            for task, teachers, students in _variant_pairs(training, scores, plain, projected)]
 
 
 #: a best validation Dice above this means a network left the all-background prediction (Dice 0)
