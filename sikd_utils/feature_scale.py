@@ -107,12 +107,11 @@ def probe(task: str = "abdomen", backbones: Sequence[str] = ("unet", "basic_unet
 
 def write_probe(frame: pd.DataFrame, path, provenance: dict) -> Path:
     """The probe as CSV, its provenance as ``# key: value`` lines first."""
+    from .reproduce import _write_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     head = "".join(f"# {k}: {v}\n" for k, v in provenance.items())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(head + frame.to_csv(index=False))
-    tmp.replace(path)
+    _write_atomic(path, lambda tmp: Path(tmp).write_text(head + frame.to_csv(index=False)))
     return path
 
 
@@ -176,19 +175,19 @@ def student_losses(histories: pd.DataFrame) -> pd.DataFrame:
     """Per (task, method) with students in ``histories`` (:func:`sikd_utils.why.read_histories`): the students'
     training loss at their first and last epoch over seeds, and the distillation share of the last where the
     files keep the loss's parts (``ce``, ``mse``)."""
-    students = histories[histories["role"] == "student"]
+    students = histories[histories["role"] == "student"].sort_values("epoch", kind="stable")
     rows = []
     for (task, method), h in students.groupby(["task", "method"], sort=False):
-        ends = h.sort_values("epoch").groupby("seed")
-        first, last = ends.head(1), ends.tail(1)
+        parts = [c for c in ("loss", "ce", "mse") if c in h.columns]
+        ends = h.groupby("seed")[parts].agg(["first", "last"])  # one row per seed: its first and last epoch
+        first, last = ends["loss"]["first"], ends["loss"]["last"]
         share = np.nan
-        if {"ce", "mse"} <= set(last.columns) and last[["ce", "mse"]].notna().all().all():
-            share = float(((last["loss"] - last["ce"]) / last["loss"]).mean())
-        rows.append({"task": task, "method": method, "seeds": h["seed"].nunique(),
-                     "first loss (min)": first["loss"].min(), "first loss (max)": first["loss"].max(),
-                     "last loss (min)": last["loss"].min(), "last loss (max)": last["loss"].max(),
-                     "fall": float(1 - (last["loss"].to_numpy() / first["loss"].to_numpy()).mean()),
-                     "distillation share": share})
+        if "ce" in parts and ends["ce"]["last"].notna().all():
+            share = float(((last - ends["ce"]["last"]) / last).mean())
+        rows.append({"task": task, "method": method, "seeds": len(ends),
+                     "first loss (min)": first.min(), "first loss (max)": first.max(),
+                     "last loss (min)": last.min(), "last loss (max)": last.max(),
+                     "fall": float((1 - last / first).mean()), "distillation share": share})
     return pd.DataFrame(rows)
 
 

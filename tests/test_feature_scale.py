@@ -78,6 +78,9 @@ def test_student_losses_give_the_fall_and_where_kept_the_distillation_share():
     rows += [{"task": "abdomen", "method": "unet", "seed": 0, "role": "teacher", "epoch": 1, "loss": 9.0,
               "ce": 9.0, "mse": 0.0}]
     losses = fs.student_losses(pd.DataFrame(rows)).set_index("method")
+    # each seed's first epoch is paired with its own last, whatever order the rows come in
+    shuffled = fs.student_losses(pd.DataFrame(rows).sample(frac=1, random_state=3)).set_index("method")
+    pd.testing.assert_frame_equal(shuffled.loc[losses.index], losses)
     assert losses.loc["swin", "fall"] == pytest.approx(1 - (38 / 40 + 57 / 60) / 2)
     assert np.isnan(losses.loc["swin", "distillation share"])
     assert losses.loc["unet", "distillation share"] == pytest.approx(0.05 / 0.2)
