@@ -5,7 +5,9 @@ files sent from here and what the piece finished. This copies only the latter:
 
 * a finished evidence task — its ``<task>.csv`` and ``<task>_training.csv``, and its entry of
   ``provenance.json`` (the other tasks' entries stay as they are here);
-* the same for a finished ablation task under ``ablations/``;
+* the same for an ablation task under ``ablations/`` gathered in full (every method on every seed of its
+  preset); a gather of the chosen variants or seeds only (``ablate --variants``/``--seeds``) is left, so it
+  cannot replace a fuller file here — its part files carry the results;
 * the ablations' part files (``ablations/parts/…``) that are new here.
 
 A piece made from an older tree cannot undo newer results: a task is taken only when its run is newer than
@@ -27,6 +29,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from sikd_utils.ablations import not_gathered
+
 _PREFIX = Path("book/results")
 
 
@@ -34,9 +38,10 @@ def _entries(path: Path) -> dict:
     return json.loads(path.read_text()).get("tasks", {}) if path.exists() else {}
 
 
-def _take_tasks(piece: Path, here: Path, dry_run: bool) -> list[str]:
+def _take_tasks(piece: Path, here: Path, dry_run: bool, ablations: bool = False) -> list[str]:
     """Copy each task whose CSVs differ from ours (a run finished in the piece) and put its provenance entry
-    in place of ours (an entry's hand-written notes, e.g. the list of pieces, belong to the run it replaces)."""
+    in place of ours (an entry's hand-written notes, e.g. the list of pieces, belong to the run it replaces).
+    ``ablations``: leave a task that is not gathered in full (:func:`sikd_utils.ablations.not_gathered`)."""
     piece_provenance = json.loads((piece / "provenance.json").read_text()) if (piece / "provenance.json").exists() else {}
     theirs, ours = piece_provenance.get("tasks", {}), _entries(here / "provenance.json")
     taken = []
@@ -44,6 +49,11 @@ def _take_tasks(piece: Path, here: Path, dry_run: bool) -> list[str]:
         files = [piece / f"{task}.csv", piece / f"{task}_training.csv"]
         if not all(f.exists() for f in files) or all(
                 (here / f.name).exists() and filecmp.cmp(f, here / f.name, shallow=False) for f in files):
+            continue
+        methods, seeds = not_gathered(entry) if ablations else ([], [])
+        if methods or seeds:
+            taken.append(f"left: {task}.csv (gathered from the chosen part only: it lacks "
+                         f"{len(methods)} method(s) and seed(s) {seeds or 'none'}; the part files carry the results)")
             continue
         if task in ours and str(entry.get("date", "")) <= str(ours[task].get("date", "")):
             taken.append(f"kept ours: {task} (the piece's run, {entry.get('date')}, is not newer than ours, "
@@ -93,7 +103,7 @@ def take_piece(tarball: str | Path, results_dir: str | Path = _PREFIX, dry_run: 
             raise ValueError(f"{tarball} holds no {_PREFIX}/: not a piece of scripts/gpu_piece.sh")
         taken = _take_tasks(piece, here, dry_run)
         if (piece / "ablations").is_dir():
-            taken += _take_tasks(piece / "ablations", here / "ablations", dry_run)
+            taken += _take_tasks(piece / "ablations", here / "ablations", dry_run, ablations=True)
             if (piece / "ablations" / "parts").is_dir():
                 taken += _take_parts(piece / "ablations" / "parts", here / "ablations" / "parts", dry_run)
     return taken

@@ -710,11 +710,12 @@ def ablate(settings: AblationSettings, log=_print) -> int:
         remaining[task].difference_update((seed, m) for m in group)
         if not remaining[task]:
             written = _finish_task(settings, task)
-            held = _read_provenance(settings)["tasks"][task]["methods"]
-            left = [m for m in ab.methods_for(None) if m not in held]
+            left, seeds = ab.not_gathered(_read_provenance(settings)["tasks"][task])
+            missing = ([f"{len(left)} method(s) of the full ablation not tested yet, {' '.join(left)}"] * bool(left)
+                       + [f"seed(s) {' '.join(map(str, seeds))} of the preset not in it"] * bool(seeds))
             log(f"{task}: finished — results written to {written}" + (
-                f" (the chosen variants only: {len(left)} method(s) of the full ablation not tested yet, "
-                f"{' '.join(left)}; the book reads {task} as interim until they are)" if left else ""))
+                f" (the chosen part only: {'; '.join(missing)}; the book reads {task} as interim until the full "
+                f"ablation is gathered)" if missing else ""))
         return [(settings, task, seed, methods, deadline) for methods in followers.pop((task, seed, group), [])]
 
     run_jobs(_run_group_safely, jobs, settings.workers, collect, log)

@@ -20,8 +20,8 @@ from typing import Sequence
 
 from .configuration import ExperimentConfig
 
-__all__ = ["Variant", "VARIANTS", "BASELINES", "QUESTIONS", "check_variants", "methods_for", "units", "role_config",
-           "student_role", "compared_with", "SWIN_WIDTH", "SWIN_TEACHER_LR"]
+__all__ = ["Variant", "VARIANTS", "BASELINES", "QUESTIONS", "check_variants", "methods_for", "not_gathered", "units",
+           "role_config", "student_role", "compared_with", "SWIN_WIDTH", "SWIN_TEACHER_LR"]
 
 #: The width of SwinUNETR, a multiple of 12 (MONAI's attention heads). 24 is MONAI's default and, with 6.3 M
 #: parameters, the multiple of 12 closest in size to the base-32 U-Net of the gpu preset (8.6 M; 36 has 14.2 M).
@@ -161,6 +161,21 @@ def methods_for(variants: Sequence[str] | None) -> list[str]:
     chosen = set(check_variants(variants)) | {"sikd"}
     baselines = {VARIANTS[v].baseline for v in chosen}
     return [b for b in BASELINES if b in baselines] + [v for v in VARIANTS if v in chosen]
+
+
+def not_gathered(entry: dict) -> tuple[list[str], list[int]]:
+    """``(methods, seeds)`` of the full ablation that a task's gathered provenance ``entry`` lacks (both empty:
+    it is complete). ``ablate --variants`` or ``--seeds`` gathers a task as soon as the chosen part finishes, so a
+    gathered file alone does not mean the task is done (a two-seed gather once listed every method)."""
+    from .presets import preset_settings
+
+    methods = [m for m in methods_for(None) if m not in entry.get("methods", {})]
+    try:
+        wanted = preset_settings(entry.get("preset", "gpu"))["seeds"]
+    except ValueError:  # an unknown preset: its seeds cannot be judged, so nothing counts as gathered in full
+        return methods or methods_for(None), list(entry.get("seeds", ()))
+    seeds = [s for s in wanted if s not in set(entry.get("seeds", ()))]
+    return methods, seeds
 
 
 def compared_with(method: str) -> tuple[str | None, str | None]:

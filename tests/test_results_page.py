@@ -330,3 +330,37 @@ def test_take_piece_takes_what_the_piece_finished_and_nothing_older(tmp_path):
     assert prov["fundus"]["note"] == "ours"  # an unchanged task keeps our entry
     assert (ours / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").read_text() == "new\n"
     assert (ours / "ablations" / "parts" / "fundus" / "sikd.scores.csv").read_text() == "first\n"
+
+
+def test_take_piece_leaves_an_ablation_task_gathered_from_part_of_the_ablation(tmp_path):
+    """A ``ablate --seeds 0 1`` piece gathers every method on two seeds (seen 2026-12-03): that file must not
+    replace ours; one gathered in full comes in."""
+    import importlib.util
+    import json
+    import tarfile
+
+    from sikd_utils.ablations import methods_for
+
+    spec = importlib.util.spec_from_file_location("take_piece", ROOT / "scripts" / "take_piece.py")
+    take = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(take)
+    every = {m: {} for m in methods_for(None)}
+    piece = tmp_path / "piece" / "book" / "results" / "ablations"
+    ours = tmp_path / "ours"
+    (ours / "ablations").mkdir(parents=True)
+    piece.mkdir(parents=True)
+    entries = {"fundus": {"methods": every, "preset": "gpu", "seeds": [0, 1], "date": "2026-12-03 00:10 UTC"},
+               "abdomen": {"methods": every, "preset": "gpu", "seeds": [0, 1, 2, 3, 4], "date": "2026-12-03 00:17 UTC"}}
+    (piece / "provenance.json").write_text(json.dumps({"tasks": entries}))
+    for task in entries:
+        for name in (f"{task}.csv", f"{task}_training.csv"):
+            (piece / name).write_text(f"piece {task}\n")
+    (ours / "ablations" / "fundus.csv").write_text("ours, five seeds\n")
+    tarball = tmp_path / "piece.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "piece" / "book", arcname="book")
+    said = take.take_piece(tarball, ours)
+    assert any(line.startswith("left: fundus.csv") and "seed(s) [2, 3, 4]" in line for line in said), said
+    assert (ours / "ablations" / "fundus.csv").read_text() == "ours, five seeds\n"
+    assert (ours / "ablations" / "abdomen.csv").read_text() == "piece abdomen\n"
+    assert set(json.loads((ours / "ablations" / "provenance.json").read_text())["tasks"]) == {"abdomen"}

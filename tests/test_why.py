@@ -328,6 +328,17 @@ def test_headline_counts_the_ingredient_variants_by_outcome(tmp_path):
 def test_a_task_gathered_from_some_variants_only_is_not_complete():
     every = {m: {} for m in ab.methods_for(None)}
     some = {m: {} for m in ab.methods_for(["lambda_4"])}
-    prov = {"tasks": {"fundus": {"methods": every}, "abdomen": {"methods": some}}}
+    prov = {"tasks": {"fundus": {"methods": every, "preset": "gpu", "seeds": [0, 1, 2, 3, 4]},
+                      "abdomen": {"methods": some, "preset": "gpu", "seeds": [0, 1, 2, 3, 4]}}}
     assert why.complete_tasks(prov, ["fundus", "abdomen", "polyp"]) == ["fundus"]
     assert why.complete_tasks({}, ["fundus"]) == []
+
+
+def test_a_task_gathered_from_some_seeds_only_is_not_complete():
+    """A ``--seeds 0 1`` run gathers every method on two seeds; the book must not read that as the result."""
+    every = {m: {} for m in ab.methods_for(None)}
+    prov = {"tasks": {"fundus": {"methods": every, "preset": "gpu", "seeds": [0, 1]},
+                      "abdomen": {"methods": every, "preset": "gpu", "seeds": [0, 1, 2, 3, 4]},
+                      "polyp": {"methods": every, "preset": "no-such-preset", "seeds": [0]}}}
+    assert why.complete_tasks(prov, ["fundus", "abdomen", "polyp"]) == ["abdomen"]
+    assert ab.not_gathered(prov["tasks"]["fundus"]) == ([], [2, 3, 4])
