@@ -123,6 +123,17 @@ teacher its student's residual projections. Left: abdomen's ``swin_unetr`` at 1e
 and ``swin_unetr_projected`` on both tasks (5 groups of 160-epoch teachers on abdomen, 5 of 80 on fundus):
 ``ablate --plan`` lists 15 jobs, ≈ 5,290 U-Net epochs, two sessions at ≈ 6 SwinUNETR jobs per session's pieces.
 Run ``swin_unetr_projected`` first (it is the test the chapter asks for), fundus's beside abdomen's.
+
+The next session (2026-12-03, commit 4e390a4; pieces of 8.5, 8.5 and 4.1 min, abdomen's 5 groups on 5 workers
+beside fundus's seeds 0-1 on 2, then fundus's seeds 2-4 on 3) finished ``swin_unetr_projected`` on abdomen (5
+seeds) and fundus seeds 0-1. An abdomen teacher epoch took 5.6 s beside 6 others, 4.9 s beside 4. Its students'
+loss fell 95 % (2.55-3.10 to 0.14-0.17; λ·MSE 74 % of the last), against 10 % for ``swin_unetr_lr3e-4``'s.
+Fundus's seeds 2-4 were stopped by ``--finish-only`` (a fundus SwinUNETR group needs ≈ 7.6 min on a GPU it shares
+with 2 others; 5 were left): their device time was lost. The ``--seeds 0 1`` command gathered ``fundus.csv``
+from every method on two seeds, which the book would have read as the result; ``why.complete_tasks`` and
+``take_piece`` now also require every seed of the preset (``ablations.not_gathered``). Left: fundus's
+``swin_unetr_projected`` seeds 2-4 (3 groups, ≈ 8 min beside each other) and abdomen's ``swin_unetr`` at 1e-3
+(5 groups, 160-epoch teachers, ≈ 21 min on 5 workers): one session if its pieces start at once and run back to back.
 """
 
 from __future__ import annotations

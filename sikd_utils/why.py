@@ -673,10 +673,13 @@ def projection_sentences(training: pd.DataFrame, scores: pd.DataFrame, plain: st
                          projected: str = "swin_unetr_projected") -> list[str]:
     """Per task with both variants: what bounding the SwinUNETR teacher's features changed. The two differ only
     in the teacher's residual projections (:mod:`sikd_utils.feature_scale`), so ``projected − plain``, paired
-    by seed, is that change's effect on the students."""
+    by seed, is that change's effect on the students; ``projected − baseline`` says how much of the loss is left."""
+    summary = summary_scores(scores)
+    baseline = ab.compared_with(projected)[0]
     return [f"{task}: the teachers with residual projections (`{projected}`) {_teachers_said(teachers[projected])}; "
             f"without (`{plain}`) {_teachers_said(teachers[plain])}. Their students, `{projected}` − `{plain}` "
-            f"paired by seed: {students} Dice points."
+            f"paired by seed: {students} Dice points; against the SwinUNETR baseline, `{projected}` − `{baseline}`: "
+            f"{_paired_students(summary, task, projected, baseline)} Dice points."
             for task, teachers, students in _variant_pairs(training, scores, plain, projected)]
 
 

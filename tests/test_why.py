@@ -258,6 +258,8 @@ def test_projection_sentences_pair_the_projected_teacher_with_the_plain_one(tmp_
     clean = scores[(scores.task == "abdomen") & (scores.family == "clean")].pivot_table(
         index="seed", columns="method", values="dice")
     assert f"clean {100 * (clean['swin_unetr_projected'] - clean['swin_unetr_lr3e-4']).mean():+.1f} ±" in line
+    left = line.split("against the SwinUNETR baseline")[1]
+    assert f"clean {100 * (clean['swin_unetr_projected'] - clean['baseline_swin_unetr']).mean():+.1f} ±" in left
     assert why.projection_sentences(training[training.method != "swin_unetr_projected"], scores) == []
 
 
