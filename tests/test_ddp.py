@@ -194,17 +194,33 @@ def _last(folder) -> dict:
 # norm's running variance) and by 5.2e-6 in a gradient that is zero up to rounding, on a 2-core AMD EPYC
 # (AVX2 kernels, torch 2.13.0 CPU); the machines before it stayed within 1e-5 and 5e-6. The bounds below
 # leave ~2x that rounding; the gradients' relative tolerance (2e-3 of each tensor's largest entry) is unchanged.
-WEIGHT_ATOL = 5e-5
+# On a 2-core AMD EPYC with AVX512 kernels (2026-12-03) rounding grew: the epoch-2 loss differed by 4.8e-5
+# (1e-5 before), a weight by 4.0e-5 and a deep batch norm's running variance by 2.3e-4 (2.5e-4 of its size).
+# Hence 1e-4 for the weights, 1e-3 of each running statistic's largest entry (their scale grows with depth) and
+# 2e-4 for the histories, still 20x below what a stale learning rate moves the loss by (4.3e-3, test_fast_step);
+# the gradients, compared directly, stay the sharp check.
+WEIGHT_ATOL = 1e-4
+RUNNING_STATS_RTOL = 1e-3
 GRADIENT_FLOOR = 1e-5
+HISTORY_ATOL = 2e-4
+# The step of one item (and none on the other rank) starts from weights that differ by rounding, and its batch
+# norms see one item (the deepest, 2×2 pixels): with AVX512 kernels the first conv's gradient differed there by
+# 3.5 % of its largest entry (every other tensor within 2e-3). Counting the empty rank in the average would halve
+# that gradient (a 50 % difference), so 10 % still tells the two apart.
+ONE_ITEM_STEP_RTOL = 0.1
 
 
 def _assert_same_weights(a: dict, b: dict, atol: float = WEIGHT_ATOL) -> None:
     assert a.keys() == b.keys()
     for key in a:
-        assert torch.allclose(a[key].double(), b[key].double(), atol=atol, rtol=0), key
+        gap = float((a[key].double() - b[key].double()).abs().max()) if a[key].numel() else 0.0
+        bound = atol
+        if atol and key.endswith(("running_var", "running_mean")):  # relative: their scale grows with depth
+            bound = atol + RUNNING_STATS_RTOL * float(a[key].double().abs().max())
+        assert gap <= bound, f"{key}: differs by {gap:.2e}, more than {bound:.0e}"
 
 
-def _assert_same_history(a: list[dict], b: list[dict], tolerance: float = 1e-5) -> None:
+def _assert_same_history(a: list[dict], b: list[dict], tolerance: float = HISTORY_ATOL) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b):
         for key in ("loss", "ce", "mse", "val_dice"):
@@ -240,8 +256,8 @@ def test_two_ranks_train_as_one_process(batched, ranks, tmp_path, monkeypatch):
     _assert_same_weights(two[0]["weights"], two[1]["weights"], atol=0)
     # the gradients of the first epoch's steps: shares of 3 and 2 items, then of 1 item and none (later
     # steps start from weights that differ by rounding, which this toy network amplifies)
-    for step in (0, 1):
-        _assert_same_gradients(two[0]["gradients"][step], GRADIENTS[step])
+    _assert_same_gradients(two[0]["gradients"][0], GRADIENTS[0])
+    _assert_same_gradients(two[0]["gradients"][1], GRADIENTS[1], tolerance=ONE_ITEM_STEP_RTOL)
     assert two[0]["saves"] and not two[1]["saves"]  # rank 0 alone writes checkpoints
 
 
