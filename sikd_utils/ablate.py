@@ -151,7 +151,7 @@ from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, Unfinishable, 
                         _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
-           "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
+           "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "measured_epoch_seconds", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
 
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
@@ -628,15 +628,40 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
 
 
 # --------------------------------------------------------------------------- the plan
+def measured_epoch_seconds(settings: AblationSettings, task: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """``(role, backbone) -> (fastest, slowest)`` of the runs' median epoch seconds in ``task``'s committed
+    histories (``<method>.history.csv``; first epochs left out, cuDNN tunes there). A range, because an epoch's
+    time depends on how many jobs shared the GPU (an abdomen SwinUNETR teacher epoch took 4.3 s beside 5 others,
+    a fundus one 11.9 s beside 14): what the plan's minutes can honestly say."""
+    import pandas as pd
+
+    config = settings.config(task)
+    rates: dict[tuple[str, str], list[float]] = {}
+    for path in sorted(_parts(settings, task, 0).parent.glob("seed*/*.history.csv")):
+        try:
+            roles = dict(ab.units(path.name[:-len(".history.csv")]))
+        except ValueError:  # a method this version does not know
+            continue
+        history = pd.read_csv(path)
+        for role, rows in history[history["epoch"] >= 2].groupby("role"):
+            if role in roles and len(rows):
+                backbone = ab.role_config(config, role, roles[role]).backbone
+                rates.setdefault((role, backbone), []).append(float(rows["seconds"].median()))
+    return {key: (min(values), max(values)) for key, values in rates.items()}
+
+
 def plan_jobs(settings: AblationSettings) -> list[dict]:
     """The jobs a run of ``settings`` would start now, without training or writing anything: per job its task,
     seed, methods, whether it follows a lead (it then only trains students), the networks it trains as
-    ``(role, backbone, epochs)`` and their cost in U-Net epochs (:data:`EPOCH_COST`). Finished methods and those
+    ``(role, backbone, epochs)``, their cost in U-Net epochs (:data:`EPOCH_COST`) and ``minutes``, the
+    training's range at :func:`measured_epoch_seconds` (None when a network has no measured rate, and testing
+    not counted). Finished methods and those
     the evidence run would supply (as ``--check-evidence`` says) are left out; a network whose checkpoint
     a run folder on this machine already holds is counted anyway, so the cost errs on the long side."""
     jobs = []
     for task in [t for t in settings.tasks if not task_done(settings, t)]:
         config = settings.config(task)
+        rates = measured_epoch_seconds(settings, task)
         imported = (set(importable(settings, task, settings.evidence_dir, log=lambda _: None))
                     if settings.evidence_dir is not None else set())
         for group in job_groups(settings, task):
@@ -651,8 +676,11 @@ def plan_jobs(settings: AblationSettings) -> list[dict]:
                             networks.setdefault((role, cfg.run_key("plan")),
                                                 (role, cfg.backbone, cfg.train_config(role, 0).epochs))
                     cost = sum(epochs * EPOCH_COST[backbone] for _, backbone, epochs in networks.values())
+                    timed = [(epochs, rates.get((role, backbone))) for role, backbone, epochs in networks.values()]
+                    minutes = (None if not timed or any(r is None for _, r in timed) else
+                               tuple(sum(e * r[k] for e, r in timed) / 60 for k in (0, 1)))
                     jobs.append({"task": task, "seed": seed, "methods": methods, "follows_lead": follows,
-                                 "networks": list(networks.values()), "unet_epochs": cost})
+                                 "networks": list(networks.values()), "unet_epochs": cost, "minutes": minutes})
     return jobs
 
 
@@ -662,12 +690,23 @@ def plan_lines(jobs: list[dict]) -> list[str]:
     for job in jobs:
         nets = ", ".join(f"{role} {backbone} {epochs} ep" for role, backbone, epochs in job["networks"])
         after = " (after its group's lead)" if job["follows_lead"] else ""
+        timed = f", {_minutes(job['minutes'])}" if job["minutes"] else ""
         lines.append(f"{job['task']} seed {job['seed']} [{', '.join(job['methods'])}]{after}: {nets} "
-                     f"(~{job['unet_epochs']:.0f} U-Net epochs)")
+                     f"(~{job['unet_epochs']:.0f} U-Net epochs{timed})")
     total = sum(job["unet_epochs"] for job in jobs)
     lines.append(f"{len(jobs)} jobs, ~{total:.0f} U-Net epochs of training in all (a SwinUNETR epoch counted as "
                  f"{EPOCH_COST['swin_unetr']:g}), plus testing" if jobs else "nothing to train: every method is done")
+    timed = [job["minutes"] for job in jobs if job["minutes"]]
+    if timed:
+        longest = (max(m[0] for m in timed), max(m[1] for m in timed))
+        lines.append(f"at the epoch times measured so far (committed histories; they depend on how many jobs share "
+                     f"the GPU): the longest job's training {_minutes(longest)}, the critical path when every job "
+                     f"runs side by side ({len(timed)} of {len(jobs)} jobs timed; testing not counted)")
     return lines
+
+
+def _minutes(span: tuple[float, float]) -> str:
+    return f"{span[0]:.1f}–{span[1]:.1f} min" if round(span[0], 1) != round(span[1], 1) else f"{span[0]:.1f} min"
 
 
 # --------------------------------------------------------------------------- the run

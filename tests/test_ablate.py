@@ -352,6 +352,32 @@ def test_plan_lists_the_jobs_a_run_would_start_and_writes_nothing(finished, tmp_
     assert ar.plan_jobs(settings) == [] and ar.plan_lines([])[-1].startswith("nothing to train")
 
 
+def test_plan_times_jobs_from_the_committed_histories(finished, tmp_path):
+    """A job's minutes are its networks' epochs × the runs' median epoch seconds (epoch 1 left out, cuDNN tunes
+    there), as a range over runs; a job with a network never timed has none, and the plan says how many it timed."""
+    import dataclasses
+
+    settings, _, _ = finished
+    fresh = dataclasses.replace(settings, out_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"))
+    assert all(job["minutes"] is None for job in ar.plan_jobs(fresh))
+    teacher_seconds = {0: [1e6, 2.0, 4.0], 1: [1e6, 5.0, 5.0]}  # medians 3 and 5; the first epochs must not count
+    for seed, seconds in teacher_seconds.items():
+        rows = [{"role": "teacher", "epoch": e, "seconds": t} for e, t in enumerate(seconds, 1)]
+        rows += [{"role": "student", "epoch": e, "seconds": t} for e, t in enumerate([1e6, 1.0, 1.0], 1)]
+        folder = ar._parts(fresh, "polyp", seed)
+        folder.mkdir(parents=True)
+        pd.DataFrame(rows, columns=ar.HISTORY_COLUMNS).to_csv(folder / "sikd.history.csv", index=False)
+    assert ar.measured_epoch_seconds(fresh, "polyp") == {("teacher", "unet"): (3.0, 5.0), ("student", "unet"): (1.0, 1.0)}
+    jobs = {tuple(j["methods"]): j for j in ar.plan_jobs(fresh)}
+    config = fresh.config("polyp")
+    teacher, student = (config.train_config(r, 0).epochs for r in ("teacher", "student"))
+    assert jobs[("sikd",)]["minutes"] == pytest.approx(((3 * teacher + student) / 60, (5 * teacher + student) / 60))
+    assert jobs[("lambda_4",)]["minutes"] == pytest.approx((student / 60,) * 2)  # a follower: its student only
+    assert jobs[("baseline",)]["minutes"] is None  # no baseline was timed
+    lines = ar.plan_lines(list(jobs.values()))
+    assert f"{sum(j['minutes'] is not None for j in jobs.values())} of {len(jobs)} jobs timed" in lines[-1]
+
+
 def test_cli_ablate_plan_prints_and_trains_nothing(tmp_path, capsys):
     from sikd_utils.__main__ import main
 
