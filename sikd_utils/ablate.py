@@ -811,8 +811,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-reuse-evidence", action="store_true",
                         help="train and test baseline and teacher_raw here even if the evidence run has them")
     parser.add_argument("--plan", action="store_true",
-                        help="only list the jobs this command would run and the networks each trains (nothing is "
-                             "trained or written)")
+                        help="only list the jobs this command would run, the networks each trains and, where the "
+                             "committed histories timed them, its minutes (nothing is trained or written)")
     parser.add_argument("--check-evidence", action="store_true",
                         help="only say which methods would be imported from the evidence run (nothing is written)")
 
