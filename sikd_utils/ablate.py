@@ -133,7 +133,8 @@ with 2 others; 5 were left): their device time was lost. The ``--seeds 0 1`` com
 from every method on two seeds, which the book would have read as the result; ``why.complete_tasks`` and
 ``take_piece`` now also require every seed of the preset (``ablations.not_gathered``). Left: fundus's
 ``swin_unetr_projected`` seeds 2-4 (3 groups, ≈ 8 min beside each other) and abdomen's ``swin_unetr`` at 1e-3
-(5 groups, 160-epoch teachers, ≈ 21 min on 5 workers): one session if its pieces start at once and run back to back.
+(5 groups, 160-epoch teachers; ``--plan`` gives 13.5-17.3 min of training a job at the measured rates, and
+``swin_unetr_lr3e-4``'s 5 groups took 21 min of pieces): one session if its pieces start at once and run back to back.
 """
 
 from __future__ import annotations

@@ -641,10 +641,10 @@ def _paired_students(summary: pd.DataFrame, task: str, after: str, before: str) 
         "no common seeds"
 
 
-def _variant_pairs(training: pd.DataFrame, scores: pd.DataFrame, before: str, after: str):
+def _variant_pairs(training: pd.DataFrame, summary: pd.DataFrame, before: str, after: str):
     """``(task, {name: teacher rows}, students' paired Δ text)`` per task with both variants' teachers: two variants
-    that differ in their teacher alone, so ``after − before`` paired by seed is that difference's effect."""
-    summary = summary_scores(scores)
+    that differ in their teacher alone, so ``after − before`` paired by seed is that difference's effect.
+    ``summary``: :func:`summary_scores` of the scores."""
     for task in dict.fromkeys(training["task"]):
         rows = training[(training["task"] == task) & (training["role"] == "teacher")]
         teachers = {name: rows[rows["method"] == name] for name in (before, after)}
@@ -661,7 +661,7 @@ def teacher_rate_sentences(training: pd.DataFrame, scores: pd.DataFrame, failed:
     whether it learned. A task missing either variant is left out (the notebook says pending elsewhere).
     """
     lines = []
-    for task, teachers, students in _variant_pairs(training, scores, failed, fixed):
+    for task, teachers, students in _variant_pairs(training, summary_scores(scores), failed, fixed):
         said = [f"at lr {ab.VARIANTS[name].overrides.get('teacher_lr') or ab.ExperimentConfig.lr:g} (`{name}`) "
                 f"{_teachers_said(t)}" for name, t in teachers.items()]
         lines.append(f"{task}: the teachers {'; '.join(said)}. Their students, `{fixed}` − `{failed}` paired by "
@@ -680,7 +680,7 @@ def projection_sentences(training: pd.DataFrame, scores: pd.DataFrame, plain: st
             f"without (`{plain}`) {_teachers_said(teachers[plain])}. Their students, `{projected}` − `{plain}` "
             f"paired by seed: {students} Dice points; against the SwinUNETR baseline, `{projected}` − `{baseline}`: "
             f"{_paired_students(summary, task, projected, baseline)} Dice points."
-            for task, teachers, students in _variant_pairs(training, scores, plain, projected)]
+            for task, teachers, students in _variant_pairs(training, summary, plain, projected)]
 
 
 #: a best validation Dice above this means a network left the all-background prediction (Dice 0)
