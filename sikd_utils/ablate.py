@@ -762,8 +762,11 @@ def ablate(settings: AblationSettings, log=_print) -> int:
         if not remaining[task]:
             written = _finish_task(settings, task)
             left, seeds = ab.not_gathered(_read_provenance(settings)["tasks"][task])
-            missing = ([f"{len(left)} method(s) of the full ablation not tested yet, {' '.join(left)}"] * bool(left)
-                       + [f"seed(s) {' '.join(map(str, seeds))} of the preset not in it"] * bool(seeds))
+            missing = []
+            if left:
+                missing.append(f"{len(left)} method(s) of the full ablation not tested yet, {' '.join(left)}")
+            if seeds:
+                missing.append(f"seed(s) {' '.join(map(str, seeds))} of the preset not in it")
             log(f"{task}: finished — results written to {written}" + (
                 f" (the chosen part only: {'; '.join(missing)}; the book reads {task} as interim until the full "
                 f"ablation is gathered)" if missing else ""))
