@@ -583,8 +583,19 @@ def finished_methods(settings: AblationSettings, task: str):
     return scores, training, methods
 
 
+def _trained_on(folders, methods) -> dict:
+    """Device, torch and precision of the networks, from the part files' own records (every distinct value):
+    gathering part files is bookkeeping, and a gather run on a CPU must not relabel GPU-trained networks."""
+    records = [json.loads(path.read_text()) for folder in folders for method in methods
+               if (path := folder / f"{method}.provenance.json").exists()]
+    values = {key: list(dict.fromkeys(str(r[key]) for r in records if r.get(key))) for key in ("device", "torch",
+                                                                                               "precision")}
+    return {key: "; ".join(found) for key, found in values.items() if found}
+
+
 def _finish_task(settings: AblationSettings, task: str) -> Path:
-    """Gather the part files of every method tested for every seed into ``results_dir``; record provenance."""
+    """Gather the part files of every method tested for every seed into ``results_dir``; record provenance (the
+    networks' device and precision from their part files, where the gathering ran as ``gathered_on``)."""
     from .orchestration import provenance
 
     settings = settings.for_task(task)
@@ -604,7 +615,8 @@ def _finish_task(settings: AblationSettings, task: str) -> Path:
     _write_atomic(results / f"{task}.csv", lambda tmp: scores.to_csv(tmp, index=False))
     _write_atomic(results / f"{task}_training.csv", lambda tmp: training.to_csv(tmp, index=False))
     tag = _data_tag(config)
-    entry = {**provenance(config, command=settings.command or None), "preset": settings.preset,
+    here = provenance(config, command=settings.command or None)
+    entry = {**here, **_trained_on(folders, methods), "gathered_on": here["device"], "preset": settings.preset,
              "run_key": config.run_key(tag), "seeds": list(config.seeds), "image_size": config.image_size,
              "base_channels": config.base_channels, "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "families": list(settings.families),

@@ -562,9 +562,11 @@ def follow_sentence(pairs: pd.DataFrame) -> str:
 
 
 def provenance_table(prov: dict, tasks) -> pd.DataFrame:
-    """Per task: how its ablations were gathered (preset, commit, device, scale, seeds, families, command) by
-    the piece that finished it; :func:`method_provenance` says how each method's seeds were made."""
-    keys = ("preset", "commit", "device", "torch", "precision", "image_size", "base_channels", "date", "command")
+    """Per task: the piece that gathered its ablations (preset, commit, date, command, where it ran: gathered_on)
+    and what its networks were trained on (device, torch, precision: every value their part files record);
+    :func:`method_provenance` says how each method's seeds were made."""
+    keys = ("preset", "commit", "device", "torch", "precision", "image_size", "base_channels", "date", "command",
+            "gathered_on")
     return pd.DataFrame([{"task": t, **{k: prov["tasks"][t].get(k) for k in keys},
                           "seeds": len(prov["tasks"][t].get("seeds", [])),
                           "families": ", ".join(prov["tasks"][t].get("families", []))} for t in tasks])

@@ -152,6 +152,28 @@ def test_a_finished_task_lists_each_methods_commits(finished, tmp_path):
     assert made.loc["lambda_4", "commit"] == "0ldc0de; a05db01"
 
 
+def test_a_gather_keeps_the_device_the_networks_were_trained_on(finished, tmp_path):
+    """Gathering part files on a CPU (they were trained on a GPU) names the GPU and its precision as where the
+    networks were made, and the CPU only as where the gathering ran."""
+    import dataclasses
+    import shutil
+
+    settings, _, _ = finished
+    parts = shutil.copytree(f"{settings.results_dir}/parts", tmp_path / "parts")
+    for record in parts.rglob("*.provenance.json"):
+        made = json.loads(record.read_text())
+        record.write_text(json.dumps({**made, "device": "NVIDIA H200", "precision": "bf16 autocast, channels-last"}))
+    here = dataclasses.replace(settings, results_dir=str(tmp_path / "gathered"), parts_dir=str(parts))
+    ar._finish_task(here, "polyp")
+    entry = json.loads((tmp_path / "gathered" / "provenance.json").read_text())["tasks"]["polyp"]
+    assert entry["device"] == "NVIDIA H200" and entry["precision"] == "bf16 autocast, channels-last"
+    assert entry["gathered_on"].startswith("CPU") and entry["torch"]
+    next(parts.rglob("lambda_4.provenance.json")).write_text(json.dumps({**made, "device": "NVIDIA A100"}))
+    ar._finish_task(here, "polyp")  # networks from two kinds of machine: both are named
+    entry = json.loads((tmp_path / "gathered" / "provenance.json").read_text())["tasks"]["polyp"]
+    assert set(entry["device"].split("; ")) == {"NVIDIA H200", "NVIDIA A100"}
+
+
 # --------------------------------------------------------------------------- reusing the evidence run
 @pytest.fixture(scope="module")
 def evidence_and_ablation(tmp_path_factory):
