@@ -147,8 +147,8 @@ CONCLUSION_RULE = (
     "family averaged over families and severities. On each, the difference is a gain when its 95 % CI lies above "
     "0, a loss when it lies below 0, a tie otherwise. The variant is *better* when at least one summary is a gain "
     "and none a loss, *worse* when at least one is a loss and none a gain, *mixed* when there are both, and *tie* "
-    "(not detectably different) when all three are ties. With a single seed there is no CI, so every difference "
-    "is a tie.")
+    "(not detectably different) when all three are ties; a verdict carried by some summaries only names them. "
+    "With a single seed there is no CI, so every difference is a tie.")
 _MIXED = "mixed: better on some summary test sets, worse on others"
 
 
@@ -449,6 +449,15 @@ def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
     return f" (its teacher failed the gate on {failed}/{n} seeds)" if failed else ""
 
 
+def _carried_by(rows: pd.DataFrame) -> str:
+    """' on clean only' when a better/worse verdict rests on some summaries, the others ties: a gain on the
+    realistic target alone reads differently from one everywhere."""
+    decided = rows.loc[rows["outcome"] != "tie", "summary"].tolist()
+    if not decided or len(decided) == len(rows) or overall_outcome(rows["outcome"]) == "mixed":
+        return ""
+    return f" on {' and '.join(decided)} only"
+
+
 def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None, questions=None,
                 notes: dict | None = None) -> list[str]:
     """One generated sentence per question and task, from :func:`comparisons` by :data:`CONCLUSION_RULE`.
@@ -478,8 +487,8 @@ def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=N
                 outcome = overall_outcome(rows["outcome"])
                 numbers = ", ".join(f"{r.summary} {_number(r.delta, r.ci)}" for r in rows.itertuples())
                 gate = _gate_note(scores, task, name) if scores is not None else ""
-                parts.append(f"{variant.answers.get(outcome, _MIXED)} (`{name}` − `{rows['comparator'].iloc[0]}`: "
-                             f"{numbers} Dice points){gate}")
+                parts.append(f"{variant.answers.get(outcome, _MIXED)}{_carried_by(rows)} "
+                             f"(`{name}` − `{rows['comparator'].iloc[0]}`: {numbers} Dice points){gate}")
             title = TASKS[task].title if task in TASKS else task
             note = f" {notes[task]}" if notes and task in notes else ""
             lines.append(f"**{text}** {title}: " + "; ".join(parts) + f"{note}.")

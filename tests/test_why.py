@@ -42,6 +42,20 @@ def test_the_rule_finds_gain_loss_and_tie():
     assert ab.VARIANTS["sikd"].answers["better"] in by_question["reference"]  # SIKD vs baseline: +2 on every seed
 
 
+def test_a_verdict_carried_by_some_summaries_names_them():
+    """Better on the realistic target only (clean and the other shifts ties) is said as such; a verdict on every
+    summary and a mixed one name none."""
+    scores = _scores({"lambda_4": (0.04, 0.05, 0.06), "bottleneck": (0.04, 0.05, 0.06)})
+    tie = {0: 0.02, 1: -0.02, 2: 0.0}
+    off_target = (scores.method == "lambda_4") & (scores.family != "target")
+    scores.loc[off_target, "dice"] -= scores.loc[off_target, "seed"].map(lambda s: 0.05 - tie[s] + 0.01 * (s - 1))
+    lines = why.conclusions(why.comparisons(scores), scores)
+    lam = next(line for line in lines if ab.QUESTIONS["lambda"] in line)
+    assert f"{ab.VARIANTS['lambda_4'].answers['better']} on target (mean) only (" in lam
+    layer = next(line for line in lines if ab.QUESTIONS["layer"] in line)
+    assert f"{ab.VARIANTS['bottleneck'].answers['better']} (" in layer and " only" not in layer
+
+
 def test_mixed_and_overall_outcomes():
     assert why.overall_outcome(["gain", "loss", "tie"]) == "mixed"
     assert why.overall_outcome(["tie", "tie"]) == "tie"
