@@ -135,6 +135,15 @@ from every method on two seeds, which the book would have read as the result; ``
 ``swin_unetr_projected`` seeds 2-4 (3 groups, ≈ 8 min beside each other) and abdomen's ``swin_unetr`` at 1e-3
 (5 groups, 160-epoch teachers; ``--plan`` gives 13.5-17.3 min of training a job at the measured rates, and
 ``swin_unetr_lr3e-4``'s 5 groups took 21 min of pieces): one session if its pieces start at once and run back to back.
+
+The next session (2026-12-03, commit 59489f1) ran that plan: two pieces of 8.5 min, abdomen's 5 groups on 5
+workers beside fundus's seeds 2-4 on 3 (teacher epochs 6.0-6.2 s abdomen, 5.6 s fundus). Between the two calls
+the machine went back (an interruption on the caller's side outlasted the 30 s idle release), so the second
+piece started bare and trained the same first 72-77 epochs again. A third piece (2.9 min, fundus alone, 3.9 s
+an epoch) finished fundus's seeds 2-4, and fundus was gathered with all 17 methods on 5 seeds (on a CPU: the
+task's provenance now takes device and precision from the part files, ``gathered_on`` says where it was
+gathered). Left: abdomen's ``swin_unetr`` at 1e-3, as above, ≈ 17-19 min of pieces back to back; with
+checkpoints lost on every release, start it at a session's first call and call again at once.
 """
 
 from __future__ import annotations
