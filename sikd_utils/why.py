@@ -450,12 +450,12 @@ def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
 
 
 def _carried_by(rows: pd.DataFrame) -> str:
-    """' on clean only' when a better/worse verdict rests on some summaries, the others ties: a gain on the
+    """'on clean only; ' when a better/worse verdict rests on some summaries, the others ties: a gain on the
     realistic target alone reads differently from one everywhere."""
     decided = rows.loc[rows["outcome"] != "tie", "summary"].tolist()
     if not decided or len(decided) == len(rows) or overall_outcome(rows["outcome"]) == "mixed":
         return ""
-    return f" on {' and '.join(decided)} only"
+    return f"on {' and '.join(decided)} only; "
 
 
 def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=None, questions=None,
@@ -487,8 +487,8 @@ def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=N
                 outcome = overall_outcome(rows["outcome"])
                 numbers = ", ".join(f"{r.summary} {_number(r.delta, r.ci)}" for r in rows.itertuples())
                 gate = _gate_note(scores, task, name) if scores is not None else ""
-                parts.append(f"{variant.answers.get(outcome, _MIXED)}{_carried_by(rows)} "
-                             f"(`{name}` − `{rows['comparator'].iloc[0]}`: {numbers} Dice points){gate}")
+                parts.append(f"{variant.answers.get(outcome, _MIXED)} ({_carried_by(rows)}"
+                             f"`{name}` − `{rows['comparator'].iloc[0]}`: {numbers} Dice points){gate}")
             title = TASKS[task].title if task in TASKS else task
             note = f" {notes[task]}" if notes and task in notes else ""
             lines.append(f"**{text}** {title}: " + "; ".join(parts) + f"{note}.")

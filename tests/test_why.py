@@ -51,9 +51,9 @@ def test_a_verdict_carried_by_some_summaries_names_them():
     scores.loc[off_target, "dice"] -= scores.loc[off_target, "seed"].map(lambda s: 0.05 - tie[s] + 0.01 * (s - 1))
     lines = why.conclusions(why.comparisons(scores), scores)
     lam = next(line for line in lines if ab.QUESTIONS["lambda"] in line)
-    assert f"{ab.VARIANTS['lambda_4'].answers['better']} on target (mean) only (" in lam
+    assert f"{ab.VARIANTS['lambda_4'].answers['better']} (on target (mean) only; `lambda_4` − `sikd`" in lam
     layer = next(line for line in lines if ab.QUESTIONS["layer"] in line)
-    assert f"{ab.VARIANTS['bottleneck'].answers['better']} (" in layer and " only" not in layer
+    assert f"{ab.VARIANTS['bottleneck'].answers['better']} (`bottleneck`" in layer and " only" not in layer
 
 
 def test_mixed_and_overall_outcomes():
