@@ -166,15 +166,16 @@ def methods_for(variants: Sequence[str] | None) -> list[str]:
 def not_gathered(entry: dict) -> tuple[list[str], list[int]]:
     """``(methods, seeds)`` of the full ablation that a task's gathered provenance ``entry`` lacks (both empty:
     it is complete). ``ablate --variants`` or ``--seeds`` gathers a task as soon as the chosen part finishes, so a
-    gathered file alone does not mean the task is done (a two-seed gather once listed every method)."""
-    from .presets import preset_settings
+    gathered file alone does not mean the task is done (a two-seed gather once listed every method). An entry of
+    a preset this package does not define is a ValueError: its seeds cannot be checked."""
+    from .presets import PRESETS
 
+    preset = entry.get("preset", "gpu")
+    if preset not in PRESETS:
+        raise ValueError(f"the provenance entry names preset {preset!r}, which is not one of {sorted(PRESETS)}: "
+                         f"which seeds it needs is unknown")
     methods = [m for m in methods_for(None) if m not in entry.get("methods", {})]
-    try:
-        wanted = preset_settings(entry.get("preset", "gpu"))["seeds"]
-    except ValueError:  # an unknown preset: its seeds cannot be judged, so nothing counts as gathered in full
-        return methods or methods_for(None), list(entry.get("seeds", ()))
-    seeds = [s for s in wanted if s not in set(entry.get("seeds", ()))]
+    seeds = [s for s in PRESETS[preset]["seeds"] if s not in set(entry.get("seeds", ()))]
     return methods, seeds
 
 

@@ -50,9 +50,13 @@ def pending(out_dir: str = "runs", tasks=None) -> str:
 def complete_tasks(prov: dict, tasks) -> list[str]:
     """The ``tasks`` whose gathered results (``<task>.csv``) hold every method of the full ablation on every
     seed of its preset. ``ablate --variants`` or ``--seeds`` gathers a task as soon as the chosen part finishes,
-    which may be only part of the ablation: such a task is read as interim, from its part files."""
+    which may be only part of the ablation: such a task is read as interim, from its part files; so is one
+    gathered under a preset this package does not define (its seeds cannot be checked)."""
+    from .presets import PRESETS
+
     entries = prov.get("tasks", {}) if prov else {}
-    return [t for t in tasks if t in entries and not any(ab.not_gathered(entries[t]))]
+    return [t for t in tasks if t in entries and entries[t].get("preset", "gpu") in PRESETS
+            and not any(ab.not_gathered(entries[t]))]
 
 
 #: the note above the methods of unfinished tasks (see :func:`interim`)

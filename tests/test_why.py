@@ -358,3 +358,5 @@ def test_a_task_gathered_from_some_seeds_only_is_not_complete():
                       "polyp": {"methods": every, "preset": "no-such-preset", "seeds": [0]}}}
     assert why.complete_tasks(prov, ["fundus", "abdomen", "polyp"]) == ["abdomen"]
     assert ab.not_gathered(prov["tasks"]["fundus"]) == ([], [2, 3, 4])
+    with pytest.raises(ValueError, match="'no-such-preset'.*seeds it needs is unknown"):
+        ab.not_gathered(prov["tasks"]["polyp"])
