@@ -52,11 +52,15 @@ def complete_tasks(prov: dict, tasks) -> list[str]:
     seed of its preset. ``ablate --variants`` or ``--seeds`` gathers a task as soon as the chosen part finishes,
     which may be only part of the ablation: such a task is read as interim, from its part files; so is one
     gathered under a preset this package does not define (its seeds cannot be checked)."""
-    from .presets import PRESETS
-
     entries = prov.get("tasks", {}) if prov else {}
-    return [t for t in tasks if t in entries and entries[t].get("preset", "gpu") in PRESETS
-            and not any(ab.not_gathered(entries[t]))]
+
+    def gathered_in_full(entry: dict) -> bool:
+        try:
+            return not any(ab.not_gathered(entry))
+        except ValueError:  # an undefined preset
+            return False
+
+    return [t for t in tasks if t in entries and gathered_in_full(entries[t])]
 
 
 #: the note above the methods of unfinished tasks (see :func:`interim`)
