@@ -168,14 +168,14 @@ def not_gathered(entry: dict) -> tuple[list[str], list[int]]:
     it is complete). ``ablate --variants`` or ``--seeds`` gathers a task as soon as the chosen part finishes, so a
     gathered file alone does not mean the task is done (a two-seed gather once listed every method). An entry of
     a preset this package does not define is a ValueError: its seeds cannot be checked."""
-    from .presets import PRESETS
+    from .presets import preset_settings
 
-    preset = entry.get("preset", "gpu")
-    if preset not in PRESETS:
-        raise ValueError(f"the provenance entry names preset {preset!r}, which is not one of {sorted(PRESETS)}: "
-                         f"which seeds it needs is unknown")
+    try:
+        wanted = preset_settings(entry.get("preset", "gpu"))["seeds"]
+    except ValueError as error:
+        raise ValueError(f"the provenance entry: {error}; which seeds it needs is unknown") from error
     methods = [m for m in methods_for(None) if m not in entry.get("methods", {})]
-    seeds = [s for s in PRESETS[preset]["seeds"] if s not in set(entry.get("seeds", ()))]
+    seeds = [s for s in wanted if s not in set(entry.get("seeds", ()))]
     return methods, seeds
 
 

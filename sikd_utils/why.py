@@ -457,11 +457,11 @@ def _gate_note(scores: pd.DataFrame, task: str, variant: str) -> str:
     return f" (its teacher failed the gate on {failed}/{n} seeds)" if failed else ""
 
 
-def _carried_by(rows: pd.DataFrame) -> str:
-    """'on clean only; ' when a better/worse verdict rests on some summaries, the others ties: a gain on the
-    realistic target alone reads differently from one everywhere."""
+def _carried_by(rows: pd.DataFrame, outcome: str) -> str:
+    """'on clean only; ' when a better/worse ``outcome`` rests on some of ``rows``' summaries, the others ties: a
+    gain on the realistic target alone reads differently from one everywhere."""
     decided = rows.loc[rows["outcome"] != "tie", "summary"].tolist()
-    if not decided or len(decided) == len(rows) or overall_outcome(rows["outcome"]) == "mixed":
+    if outcome not in ("better", "worse") or len(decided) == len(rows):
         return ""
     return f"on {' and '.join(decided)} only; "
 
@@ -495,7 +495,7 @@ def conclusions(table: pd.DataFrame, scores: pd.DataFrame | None = None, tasks=N
                 outcome = overall_outcome(rows["outcome"])
                 numbers = ", ".join(f"{r.summary} {_number(r.delta, r.ci)}" for r in rows.itertuples())
                 gate = _gate_note(scores, task, name) if scores is not None else ""
-                parts.append(f"{variant.answers.get(outcome, _MIXED)} ({_carried_by(rows)}"
+                parts.append(f"{variant.answers.get(outcome, _MIXED)} ({_carried_by(rows, outcome)}"
                              f"`{name}` − `{rows['comparator'].iloc[0]}`: {numbers} Dice points){gate}")
             title = TASKS[task].title if task in TASKS else task
             note = f" {notes[task]}" if notes and task in notes else ""

@@ -44,7 +44,7 @@ def test_the_rule_finds_gain_loss_and_tie():
 
 def test_a_verdict_carried_by_some_summaries_names_them():
     """Better on the realistic target only (clean and the other shifts ties) is said as such; a verdict on every
-    summary and a mixed one name none."""
+    summary names none."""
     scores = _scores({"lambda_4": (0.04, 0.05, 0.06), "bottleneck": (0.04, 0.05, 0.06)})
     tie = {0: 0.02, 1: -0.02, 2: 0.0}
     off_target = (scores.method == "lambda_4") & (scores.family != "target")
