@@ -144,6 +144,13 @@ an epoch) finished fundus's seeds 2-4, and fundus was gathered with all 17 metho
 task's provenance now takes device and precision from the part files, ``gathered_on`` says where it was
 gathered). Left: abdomen's ``swin_unetr`` at 1e-3, as above, ≈ 17-19 min of pieces back to back; with
 checkpoints lost on every release, start it at a session's first call and call again at once.
+
+The next session (2026-12-03, commit e822a66) waited 25 min for a machine (three calls refused, 3.3 min of its
+device time), then ran that plan in two pieces of 8.5 and 7.9 min back to back on 5 workers, nothing beside
+them (teacher epochs 4.1-4.2 s in the first piece, 4.9-5.1 s in the second; GPU 85 % busy, 16.6 GiB peak). The
+second piece finished every group and gathered ``abdomen.csv`` on the GPU. The ablation is complete: both tasks,
+17 methods, 5 seeds each. Its 1e-3 teachers passed the gate on 4/5 seeds (best validation Dice 0.30-0.98), unlike
+fundus's (0/5).
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ _VARIANTS = (
             {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR},
             baseline="baseline_swin_unetr", reference=None,
             answers={"better": f"SIKD helps SwinUNETR when its teacher trains at lr {SWIN_TEACHER_LR:g}",
-                     "worse": f"SIKD hurts SwinUNETR even with its teacher at lr {SWIN_TEACHER_LR:g}",
+                     "worse": f"SIKD with its teacher at lr {SWIN_TEACHER_LR:g} hurts SwinUNETR",
                      "tie": f"SIKD with its teacher at lr {SWIN_TEACHER_LR:g} makes no detectable difference "
                             "to SwinUNETR"}),
     Variant("swin_unetr_projected", "backbone", "as swin_unetr_lr3e-4, its teacher's decoder blocks with the "
@@ -128,7 +128,7 @@ _VARIANTS = (
             {**BASELINES["baseline_swin_unetr"], "teacher_lr": SWIN_TEACHER_LR, "teacher_residual_projection": True},
             baseline="baseline_swin_unetr", reference=None,
             answers={"better": "SIKD helps SwinUNETR once its teacher's features are bounded like its student's",
-                     "worse": "SIKD hurts SwinUNETR even with its teacher's features bounded like its student's",
+                     "worse": "SIKD with its teacher's features bounded like its student's hurts SwinUNETR",
                      "tie": "SIKD with a teacher bounded like its student makes no detectable difference to "
                             "SwinUNETR"}),
     Variant("basic_unet", "backbone", "SIKD on MONAI's BasicUNet", BASELINES["baseline_basic_unet"],
