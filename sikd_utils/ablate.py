@@ -165,7 +165,8 @@ from pathlib import Path
 
 from . import ablations as ab
 from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, Unfinishable, _data_tag,
-                        _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, run_jobs)
+                        _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, preflight,
+                        run_jobs)
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
            "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "measured_epoch_seconds", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
@@ -609,15 +610,40 @@ def _trained_on(folders, methods) -> dict:
     return {key: "; ".join(found) for key, found in values.items() if found}
 
 
-def _finish_task(settings: AblationSettings, task: str) -> Path:
+def _narrower_than(entry: dict | None, preset: str, run_key: str, methods, seeds) -> str | None:
+    """Why a gather of ``methods`` x ``seeds`` would hold less than ``entry``'s, the same run's gather already
+    in the results folder (None: it holds at least as much, or ``entry`` is of another run)."""
+    if not entry or entry.get("preset") != preset or entry.get("run_key") != run_key:
+        return None
+    lost_methods = sorted(set(entry.get("methods", {})) - set(methods))
+    lost_seeds = sorted(set(entry.get("seeds", [])) - set(seeds))
+    if not lost_methods and not lost_seeds:
+        return None
+    return ", ".join(part for part in (f"method(s) {' '.join(lost_methods)}" if lost_methods else "",
+                                       f"seed(s) {' '.join(map(str, lost_seeds))}" if lost_seeds else "") if part)
+
+
+def _finish_task(settings: AblationSettings, task: str) -> Path | str:
     """Gather the part files of every method tested for every seed into ``results_dir``; record provenance (the
-    networks' device and precision from their part files, where the gathering ran as ``gathered_on``)."""
+    networks' device and precision from their part files, where the gathering ran as ``gathered_on``).
+
+    A gather never replaces a fuller one of the same run: then nothing is written and the reason is returned
+    (the part files keep this run's results)."""
     from .orchestration import provenance
+    from .results_schema import check_frame
 
     settings = settings.for_task(task)
     config = settings.config(task)
     folders = [_parts(settings, task, seed) for seed in config.seeds]
     scores, training, methods = finished_methods(settings, task)
+    narrower = _narrower_than(_read_provenance(settings)["tasks"].get(task), settings.preset,
+                              config.run_key(_data_tag(config)), methods, config.seeds)
+    if narrower:
+        return (f"{Path(settings.results_dir) / f'{task}.csv'} kept: it holds {narrower} that this gather lacks "
+                "(this run's results stay in the part files)")
+    source = f"{task}'s ablation part files under {folders[0].parent}"
+    check_frame(scores, "scores", source, task=task, seeds=config.seeds, per_seed=methods)
+    check_frame(training, "ablation_training", source, task=task, seeds=config.seeds, per_seed=methods)
     imported = {}  # method -> where its parts came from (see import_evidence)
     for method in methods:
         notes = {s: f / f"{method}.imported.json" for s, f in zip(config.seeds, folders)}
@@ -750,7 +776,37 @@ RETRY_MIN_LEFT_SECONDS = 120.0
 
 
 def ablate(settings: AblationSettings, log=_print) -> int:
-    """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``."""
+    """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``.
+
+    What it cannot honour is refused before any work (:func:`~sikd_utils.reproduce.preflight`, and a parts folder
+    that cannot be written); a piece of the same run (some ``variants`` or ``seeds``) may write its part files
+    beside another piece's gather, but results of another preset or run key are replaced only with
+    ``replace_results``. The output folders are locked for the run."""
+    from .run_guard import FolderLock, writable_folder
+
+    entries = _read_provenance(settings)["tasks"]
+
+    def same_run(task):
+        key = settings.config(task).run_key(_data_tag(settings.config(task)))
+        entry = entries.get(task)
+        return task_done(settings, task) or (entry is not None and entry.get("preset") == settings.preset
+                                             and entry.get("run_key") == key)
+
+    if settings.parts_dir:
+        writable_folder(settings.parts_dir, "--parts-dir")
+    preflight(settings, same_run, entries.get, lambda t: settings.config(t).run_key(_data_tag(settings.config(t))))
+    locks = [FolderLock(folder, settings.command, log) for folder in
+             dict.fromkeys([settings.out_dir, settings.results_dir, *([settings.parts_dir] if settings.parts_dir else [])])]
+    for lock in locks:
+        lock.__enter__()
+    try:
+        return _ablate(settings, log)
+    finally:
+        for lock in reversed(locks):
+            lock.__exit__(None, None, None)
+
+
+def _ablate(settings: AblationSettings, log) -> int:
     start = time.time()
     deadline = start + settings.max_minutes * 60 - 20 if settings.max_minutes else None
     pending = [t for t in settings.tasks if not task_done(settings, t)]
@@ -789,6 +845,9 @@ def ablate(settings: AblationSettings, log=_print) -> int:
         remaining[task].difference_update((seed, m) for m in group)
         if not remaining[task]:
             written = _finish_task(settings, task)
+            if isinstance(written, str):
+                log(f"{task}: finished — {written}")
+                return [(settings, task, seed, methods, deadline) for methods in followers.pop((task, seed, group), [])]
             left, seeds = ab.not_gathered(_read_provenance(settings)["tasks"][task])
             missing = []
             if left:
@@ -803,7 +862,7 @@ def ablate(settings: AblationSettings, log=_print) -> int:
     run_jobs(_run_group_safely, jobs, settings.workers, collect, log)
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
-                          f"ablations of {', '.join(settings.tasks)} in {settings.results_dir}")
+                          f"ablations of {', '.join(settings.tasks)} in {settings.results_dir}", settings.debug)
 
 
 # --------------------------------------------------------------------------- command line
@@ -845,6 +904,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plan", action="store_true",
                         help="only list the jobs this command would run, the networks each trains and, where the "
                              "committed histories timed them, its minutes (nothing is trained or written)")
+    parser.add_argument("--replace-results", action="store_true",
+                        help="replace ablations of another preset or run key in --results-dir; without it such a "
+                             "run is refused before any work")
     parser.add_argument("--check-evidence", action="store_true",
                         help="only say which methods would be imported from the evidence run (nothing is written)")
 
@@ -858,7 +920,8 @@ def main(args) -> int:
                                 results_dir=args.results_dir, parts_dir=args.parts_dir,
                                 max_minutes=args.max_minutes, workers=args.workers, finish_only=args.finish_only,
                                 device=args.device, progress=args.progress, command=command,
-                                variants=tuple(args.variants) if args.variants else None)
+                                variants=tuple(args.variants) if args.variants else None,
+                                replace_results=args.replace_results, debug=getattr(args, "debug", False))
     if args.plan:
         _print("\n".join(plan_lines(plan_jobs(settings))))
         return 0

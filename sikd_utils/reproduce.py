@@ -86,8 +86,14 @@ class ReproduceSettings:
     families: tuple[str, ...] | None = None
     progress: bool = False
     command: str = ""
+    replace_results: bool = False  # write over another run's results in results_dir, on purpose
+    debug: bool = False  # a failed job's log shows its traceback
 
     def __post_init__(self):
+        if self.seeds is not None:
+            repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+            if repeated:
+                raise ValueError(f"seeds {list(self.seeds)} repeat seed(s) {repeated}; give each seed once")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {sorted(TASKS)}, got {list(self.tasks)}")
@@ -347,13 +353,50 @@ def _mps_running() -> bool:
     return os.path.exists(os.path.join(pipe, "control"))
 
 
-def _check_gpus(gpus: int) -> None:
-    """Refuse more GPUs than torch sees, before any job starts."""
-    if gpus > 1:
-        import torch
+def _check_gpus(gpus: int, device: str = "auto") -> None:
+    """Refuse more GPUs, or a CUDA device, than torch sees, before any job starts."""
+    from .run_guard import check_devices_present
 
-        if torch.cuda.device_count() < gpus:
-            raise ValueError(f"gpus={gpus} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    check_devices_present(device, gpus)
+
+
+#: seconds a job must have before the deadline to start (see ``run_job``), and what a piece spends on stopping
+_START_SECONDS, _STOP_MARGIN_SECONDS = 1.5 * 60.0 + 5, 20
+
+
+def minimum_minutes() -> float:
+    """The shortest ``max_minutes`` in which a job can start at all."""
+    return (_START_SECONDS + _STOP_MARGIN_SECONDS) / 60
+
+
+def preflight(settings: ReproduceSettings, done, entry_of, run_key_of) -> None:
+    """Refuse, before any work, what the run could not honour: folders that cannot be written, a device or GPUs
+    this machine lacks, a deadline too short for any job, unknown shift families, and results of another run
+    in ``results_dir`` (unless ``replace_results``). ``done(task)``: the task is finished there already;
+    ``entry_of(task)``: its provenance entry there; ``run_key_of(task)``: this run's key for it."""
+    from .data import shifts
+    from .run_guard import replaced_results, writable_folder
+
+    writable_folder(settings.out_dir, "--out-dir")
+    writable_folder(settings.results_dir, "--results-dir")
+    _check_gpus(settings.gpus, settings.device)
+    if settings.max_minutes is not None and settings.max_minutes < minimum_minutes():
+        raise ValueError(f"--max-minutes {settings.max_minutes:g} leaves no job time to start: a job starts only "
+                         f"with {_START_SECONDS / 60:.2f} min left, after {_STOP_MARGIN_SECONDS} s kept for stopping; "
+                         f"give at least {minimum_minutes():.1f}")
+    if settings.families is not None:
+        for task in settings.tasks:
+            known = shifts.shift_families(task)
+            unknown = [f for f in settings.families if f not in known and f not in ("clean", "target")]
+            if unknown:
+                raise ValueError(f"unknown shift famil{'y' if len(unknown) == 1 else 'ies'} {unknown} for {task}; "
+                                 f"choose from {sorted(known)}")
+    clashes = [why for task in settings.tasks if not done(task)
+               for why in [replaced_results(settings.results_dir, task, entry_of(task), settings.preset,
+                                            run_key_of(task), settings.config(task).seeds)] if why]
+    if clashes and not settings.replace_results:
+        raise ValueError("; ".join(clashes) + ". Nothing was run: write elsewhere with --results-dir, or replace "
+                         "those results on purpose with --replace-results")
 
 
 def _on_device(settings: ReproduceSettings, device: str) -> ReproduceSettings:
@@ -402,8 +445,13 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
 
     config = settings.config(task)
     stems = [_part_stem(settings, config, seed) for seed in config.seeds]
+    from .results_schema import check_frame
+
     scores = pd.concat([pd.read_csv(s.with_suffix(".scores.csv")) for s in stems], ignore_index=True)
     training = pd.concat([pd.read_csv(s.with_suffix(".training.csv")) for s in stems], ignore_index=True)
+    source = f"{task}'s part files {stems[0].parent}/seed*"
+    check_frame(scores, "scores", source, task=task, seeds=config.seeds, per_seed=EVIDENCE_METHODS)
+    check_frame(training, "training", source, task=task, seeds=config.seeds, per_seed=ROLES)
     results = Path(settings.results_dir)
     _write_atomic(results / f"{task}.csv", lambda tmp: scores.to_csv(tmp, index=False))
     _write_atomic(results / f"{task}_training.csv", lambda tmp: training.to_csv(tmp, index=False))
@@ -436,14 +484,26 @@ def _print(message: str) -> None:
 
 
 def reproduce(settings: ReproduceSettings, log=_print) -> int:
-    """Run (or continue) the evidence run; returns :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
+    """Run (or continue) the evidence run; returns :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`.
+
+    Everything it cannot honour is refused before any work (:func:`preflight`); ``out_dir`` and
+    ``results_dir`` are locked for the run (:class:`~sikd_utils.run_guard.FolderLock`)."""
+    from .run_guard import FolderLock
+
+    entries = _read_provenance(settings)["tasks"]
+    preflight(settings, lambda t: task_done(settings, t), entries.get,
+              lambda t: settings.config(t).run_key(_data_tag(settings.config(t))))
+    with FolderLock(settings.out_dir, settings.command, log), FolderLock(settings.results_dir, settings.command, log):
+        return _reproduce(settings, log)
+
+
+def _reproduce(settings: ReproduceSettings, log) -> int:
     start = time.time()
-    deadline = start + settings.max_minutes * 60 - 20 if settings.max_minutes else None
+    deadline = start + settings.max_minutes * 60 - _STOP_MARGIN_SECONDS if settings.max_minutes else None
     pending = [t for t in settings.tasks if not task_done(settings, t)]
     for task in settings.tasks:
         if task not in pending:
             log(f"{task}: results already in {settings.results_dir} — skipped")
-    _check_gpus(settings.gpus)
     if settings.workers > 1 and pending:
         import torch
 
@@ -470,7 +530,7 @@ def reproduce(settings: ReproduceSettings, log=_print) -> int:
     run_jobs(_run_job_safely, [(*job, deadline) for job in jobs], settings.workers, collect, log)
     unfinished = sorted(task for task in pending if remaining[task])
     return closing_status(outcomes, unfinished, start, log,
-                          f"results of {', '.join(settings.tasks)} in {settings.results_dir}")
+                          f"results of {', '.join(settings.tasks)} in {settings.results_dir}", settings.debug)
 
 
 def outcome_detail(outcome: dict) -> str:
@@ -512,15 +572,35 @@ def _run_all(run, jobs: list[tuple], workers: int, collect) -> None:
                 waiting.extendleft(reversed(collect(future.result()) or ()))
 
 
-def closing_status(outcomes: list[dict], unfinished: list[str], start: float, log, done: str) -> int:
-    """Log the failed jobs' tracebacks and the run's last line; :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
+def rerun_advice(error: str) -> str:
+    """Whether running the same command again can help a job that failed with ``error`` ("Type: message")."""
+    kind = error.partition(":")[0]
+    if "out of memory" in error.lower():
+        return "a rerun may help with fewer --workers (the GPU ran out of memory)"
+    if kind in ("ValueError", "TypeError", "KeyError", "ResultsFileError", "FileNotFoundError", "UnknownNameError"):
+        return "a rerun will fail the same way until the cause above is fixed"
+    return "a rerun may help if the cause was passing (see --debug for the traceback)"
+
+
+def closing_status(outcomes: list[dict], unfinished: list[str], start: float, log, done: str,
+                   debug: bool = False) -> int:
+    """Log each failed job (what failed, whether a rerun can help; the traceback with ``debug``) and the run's
+    last line; :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
     failed = [o for o in outcomes if o["status"] == "failed"]
     for outcome in failed:
-        log(outcome["traceback"])
+        what = " ".join(str(outcome[k]) for k in ("task",) if k in outcome) + f" seed {outcome.get('seed')}"
+        if outcome.get("group"):
+            what += f" [{', '.join(outcome['group'])}]"
+        log(f"FAILED {what}: {outcome['error']} — {rerun_advice(outcome['error'])}")
+        if debug:
+            log(outcome["traceback"])
     minutes = (time.time() - start) / 60
     if unfinished:
-        log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to continue"
-            + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
+        if failed and len(failed) == len(outcomes):
+            log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — every job FAILED (see above)")
+        else:
+            log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to "
+                "continue" + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
         return EXIT_UNFINISHED
     log(f"DONE after {minutes:.1f} min: {done}")
     return EXIT_DONE
@@ -528,22 +608,29 @@ def closing_status(outcomes: list[dict], unfinished: list[str], start: float, lo
 
 # --------------------------------------------------------------------------- reading the committed results
 def load_results(results_dir: str | os.PathLike = "book/results"):
-    """The committed evidence: ``(scores, training, provenance)`` of every finished task.
+    """The committed evidence (or ablations): ``(scores, training, provenance)`` of every finished task.
 
-    ``scores`` and ``training`` are empty DataFrames (with their columns) when nothing is committed yet.
+    Every task named in ``provenance.json`` is checked against :mod:`sikd_utils.results_schema` before a
+    number is returned, so a truncated, scaled or duplicated file stops the page with a
+    :class:`~sikd_utils.results_schema.ResultsFileError` naming it. ``scores`` and ``training`` are empty
+    DataFrames (with their columns) when nothing is committed yet.
     """
     import pandas as pd
 
+    from .results_schema import check_task_files, read_provenance
+
     folder = Path(results_dir)
-    path = folder / "provenance.json"
-    prov = json.loads(path.read_text()) if path.exists() else {}
-    tasks = [t for t in TASKS if t in prov.get("tasks", {}) and (folder / f"{t}.csv").exists()]
-    scores = [pd.read_csv(folder / f"{t}.csv") for t in tasks]
-    training = [pd.read_csv(folder / f"{t}_training.csv") for t in tasks if (folder / f"{t}_training.csv").exists()]
+    prov = read_provenance(folder / "provenance.json", required=False)
+    scores, training = [], []
+    for task in [t for t in TASKS if t in prov["tasks"]]:
+        schema = "ablation_training" if isinstance(prov["tasks"][task].get("methods"), dict) else "training"
+        task_scores, task_training, _ = check_task_files(folder, task, schema, provenance=prov)
+        scores.append(task_scores)
+        training.append(task_training)
     scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS)
     training = (pd.concat(training, ignore_index=True) if training else
                 pd.DataFrame(columns=["task", "seed", "role", "best_epoch", "best_val_dice", "gate"]))
-    return scores, training, prov
+    return scores, training, prov if (folder / "provenance.json").exists() else {}
 
 
 # --------------------------------------------------------------------------- command line
@@ -567,6 +654,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gpus", type=int, default=0,
                         help="spread the jobs round-robin over cuda:0..N-1 (use --workers >= N)")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
+    parser.add_argument("--replace-results", action="store_true",
+                        help="replace results of another run (other preset, seeds or settings) in --results-dir; "
+                             "without it such a run is refused before any work")
 
 
 def main(args) -> int:
@@ -577,5 +667,6 @@ def main(args) -> int:
                                  results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
                                  device=args.device, gpus=args.gpus,
                                  families=tuple(args.families) if args.families else None,
-                                 progress=args.progress, command=command)
+                                 progress=args.progress, command=command, replace_results=args.replace_results,
+                                 debug=getattr(args, "debug", False))
     return reproduce(settings)

@@ -34,11 +34,12 @@ def write_fake_results(folder, tasks=("polyp", "cardiac"), seeds=(0, 1, 2), fami
             for role in ROLES:
                 training.append({"task": task, "seed": s, "role": role, "best_epoch": 3, "best_val_dice": vals[role],
                                  "validated_on": "mean images" if role == "teacher" else "raw images", "epochs": 4,
-                                 "steps": 40, "train_seconds": 1.0, "job_seconds": 5.0})
+                                 "steps": 40, "train_seconds": 1.0, "job_seconds": 5.0,
+                                 "gate": "pass" if role in ("teacher", "raw_teacher") else ""})
         pd.DataFrame(rows).to_csv(folder / f"{task}.csv", index=False)
         pd.DataFrame(training).to_csv(folder / f"{task}_training.csv", index=False)
-        prov["tasks"][task] = {"command": "fake", "commit": "abc", "device": "none", "torch": "0", "precision": "fp32",
-                               "image_size": 32, "base_channels": 4, "seeds": list(seeds), "preset": "fake",
+        prov["tasks"][task] = {"command": "fake", "commit": "abc1234", "device": "none", "torch": "0", "precision": "fp32",
+                               "run_key": "fake", "image_size": 32, "base_channels": 4, "seeds": list(seeds), "preset": "fake",
                                "steps_per_role": {r: 40 for r in ROLES}, "wall_seconds": 10.0, "date": "today"}
     (folder / "provenance.json").write_text(json.dumps(prov))
     return folder
@@ -81,8 +82,8 @@ def write_fake_ablations(folder, tasks=("fundus", "abdomen"), seeds=(0, 1, 2), f
                                      "gate": "" if role in ("baseline", "student", "control") else "pass"})
         pd.DataFrame(rows).to_csv(folder / f"{task}.csv", index=False)
         pd.DataFrame(training).to_csv(folder / f"{task}_training.csv", index=False)
-        prov["tasks"][task] = {"command": "fake", "commit": "abc", "device": "none", "torch": "0", "precision": "fp32",
-                               "preset": "tiny", "image_size": 32, "base_channels": 4, "seeds": list(seeds),
+        prov["tasks"][task] = {"command": "fake", "commit": "abc1234", "device": "none", "torch": "0", "precision": "fp32",
+                               "run_key": "fake", "preset": "tiny", "image_size": 32, "base_channels": 4, "seeds": list(seeds),
                                "families": list(families), "severities": list(severities),
                                "methods": {m: {} for m in methods}, "train_seconds": 10.0, "date": "today"}
     (folder / "provenance.json").write_text(json.dumps(prov))

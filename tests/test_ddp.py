@@ -351,7 +351,7 @@ def test_reproduce_places_each_job_on_its_gpu(tmp_path, monkeypatch):
     from sikd_utils import reproduce as rp
 
     placed = []
-    monkeypatch.setattr(rp, "_check_gpus", lambda gpus: None)  # no GPUs here: placement only
+    monkeypatch.setattr(rp, "_check_gpus", lambda *a: None)  # no GPUs here: placement only
     monkeypatch.setattr(rp, "_run_job_safely", lambda settings, task, seed, deadline: placed.append(
         (task, seed, settings.device)) or {"task": task, "seed": seed, "status": "stopped"})
     settings = rp.ReproduceSettings(preset="tiny", tasks=("polyp", "fundus"), seeds=(0, 1), gpus=2, device="cuda",
@@ -369,7 +369,7 @@ def test_gpus_are_checked_before_any_job(monkeypatch):
     with pytest.raises(ValueError, match="gpus must be"):
         rp.ReproduceSettings(gpus=-1)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ValueError, match="gpus=2 asked for, but torch sees 1 CUDA GPU"):
+    with pytest.raises(ValueError, match="--gpus 2 asked for, but torch .* sees 1 CUDA GPU"):
         rp._check_gpus(2)
 
 
