@@ -22,8 +22,8 @@ def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int, 
         label: integer tensor ``(B, *spatial)`` or ``(B, 1, *spatial)`` with values in
             ``[0, num_classes)``.
         num_classes: number of label classes, background included.
-        check_values: check that every label lies in ``[0, num_classes)``. The check reads the labels
-            back to the host (a sync, and a graph break under ``torch.compile``); skip it only for
+        check_values: check that every label lies in ``[0, num_classes)`` and every pixel is finite. The
+            check reads them back to the host (a sync, and a graph break under ``torch.compile``); skip it only for
             labels validated before (out-of-range labels would then fail inside ``scatter_add_``).
 
     Returns:
@@ -47,9 +47,13 @@ def class_wise_mean(image: torch.Tensor, label: torch.Tensor, num_classes: int, 
     if label.is_floating_point() or label.dtype == torch.bool:
         raise TypeError(f"label must be an integer tensor, got {label.dtype}")
     if check_values and label.numel():
-        lo, hi = int(label.min()), int(label.max())
+        lo, hi, bad = (int(v) for v in torch.stack([label.min().long(), label.max().long(),
+                                                     (~torch.isfinite(image)).sum()]).tolist())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"label values must lie in [0, {num_classes}), found min {lo} and max {hi}")
+        if bad:
+            raise ValueError(f"image holds {bad} non-finite value(s) (NaN or inf) of {image.numel()}: a class mean "
+                             "would spread them over the whole class; clean the image first")
 
     b, c = image.shape[:2]
     pixels = image.reshape(b, c, -1).float()

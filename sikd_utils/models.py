@@ -104,6 +104,7 @@ class UNet(nn.Module):
         h, w = x.shape[-2:]
         multiple = 2**DEPTH
         pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        self._check_input(x, h + pad_h, w + pad_w)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
 
@@ -123,6 +124,29 @@ class UNet(nn.Module):
         if features_at == "bottleneck":
             return logits, skips[-1]
         return logits, features
+
+    def _check_input(self, x: torch.Tensor, padded_h: int, padded_w: int) -> None:
+        """What torch would reject deep inside (or pass on silently), said at the network's door: metadata checks
+        only, plus a finiteness check on CPU tensors (on a GPU it would cost a sync every step; data reaching
+        training there went through :class:`~sikd_utils.data.Case`, which refuses NaN and inf)."""
+        if not x.is_floating_point():
+            raise TypeError(f"UNet expects a floating-point image tensor, got {x.dtype} of shape {tuple(x.shape)}: "
+                            "convert it with .float()")
+        weights = self.head.weight.dtype
+        if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"UNet's weights are {weights} but its input is {x.dtype}: convert the input "
+                            f"(x.to({weights})) or the network (.to({x.dtype})), or run under autocast")
+        if x.shape[0] == 0 or x.shape[-2] == 0 or x.shape[-1] == 0:
+            raise ValueError(f"UNet got an empty input of shape {tuple(x.shape)}: batch, height and width must be >= 1")
+        bottleneck = x.shape[0] * (padded_h // 2**DEPTH) * (padded_w // 2**DEPTH)
+        if self.training and bottleneck < 2:
+            raise ValueError(f"UNet in training mode got input {tuple(x.shape)}: its bottleneck holds one value per "
+                             "channel, which batch norm cannot normalise; use a batch of 2 or more, images larger "
+                             f"than {2**DEPTH} px, or model.eval()")
+        if x.device.type == "cpu" and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"UNet input holds {bad} non-finite value(s) (NaN or inf) of {x.numel()}; clean the "
+                             "image first")
 
     def extra_repr(self) -> str:
         return f"skip_connections={self.skip_connections}"

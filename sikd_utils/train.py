@@ -59,6 +59,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
 from .averaging import class_wise_mean
+from .checkpoints import (BEST, CHECKPOINT_FORMAT, LAST, RESUME_KEYS, load_model, read_checkpoint,
+                          remove_stale_temporaries, save_checkpoint)
+from .checkpoints import checkpoint_architecture as _architecture
 from .checks import check_bool, check_float, check_int, check_writable_dir
 from .data.identity import describe_identity, differences
 from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
@@ -95,8 +98,6 @@ __all__ = [
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
 SKIP_FREE_ROLES = ("teacher", "raw_teacher")  # U-Nets without skip connections
 DISTILLED_ROLES = ("student", "control")  # trained with a frozen teacher; "student" feeds it mean images
-CHECKPOINT_FORMAT = "sikd-checkpoint/1"
-LAST, BEST = "last.pt", "best.pt"
 # settings that change the weights a run produces: a resumed run must match them exactly
 _RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
                  "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input",
@@ -285,99 +286,6 @@ def build_model(
     skips = role not in SKIP_FREE_ROLES or teacher_skips
     return build_backbone(backbone, in_channels, num_classes, base_channels, skip_connections=skips,
                           residual_projection=teacher_residual_projection and not skips)
-
-
-# --------------------------------------------------------------------------- checkpoints
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
-
-    The folder is fsynced after the rename so the new name survives a power cut; a process killed
-    mid-write (SIGKILL skips the cleanup below) leaves a ``.<name>.*.tmp`` file, which
-    :func:`remove_stale_temporaries` deletes when training next starts in that folder.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete half-written checkpoint files left by a killed run in ``folder``; returns what was removed.
-
-    Only our own pattern (``.last.pt.*.tmp``, ``.best.pt.*.tmp``) is touched. Call it only when no
-    other process trains into the same folder (one run per folder, as :func:`train` assumes).
-    """
-    folder = Path(folder)
-    removed = []
-    if folder.is_dir():
-        for name in (LAST, BEST):
-            for stale in folder.glob(f".{name}.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    stale.unlink()
-                    removed.append(stale)
-    return removed
-
-
-def _load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / BEST if (path / BEST).exists() else path / LAST
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupt or foreign pickle
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a SIKD Book checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    ckpt["path"] = str(path)
-    return ckpt
-
-
-def _architecture(ckpt: dict) -> dict:
-    """A checkpoint's architecture; those written before other backbones existed hold our U-Net."""
-    return {**ckpt["architecture"], "backbone": ckpt["architecture"].get("backbone", "unet")}
-
-
-def load_model(path: str | os.PathLike, expect: dict | None = None) -> UNet:
-    """Rebuild a network from a checkpoint file (or run folder: best.pt, else last.pt).
-
-    ``expect`` maps architecture fields (in_channels, num_classes, base_channels, skip_connections,
-    backbone) to required values; any difference raises a ValueError naming both.
-    """
-    ckpt = _load_checkpoint(path)
-    arch = _architecture(ckpt)
-    if expect:
-        wrong = {k: (arch.get(k), v) for k, v in expect.items() if arch.get(k) != v}
-        if wrong:
-            detail = ", ".join(f"{k}: checkpoint has {a!r}, expected {b!r}" for k, (a, b) in wrong.items())
-            raise ValueError(f"checkpoint {ckpt['path']} does not match the required architecture ({detail})")
-    model = from_architecture(arch)
-    model.load_state_dict(ckpt["model"])
-    return model
 
 
 def load_teacher(path: str | os.PathLike, student: UNet, teacher_input: str | None = None,
@@ -652,7 +560,7 @@ def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str
         return
     if not isinstance(teacher, (str, os.PathLike)):
         raise TypeError(f"teacher must be a UNet or a checkpoint path, got {teacher!r}")
-    ckpt = _load_checkpoint(teacher)
+    ckpt = read_checkpoint(teacher)
     stored = (ckpt.get("data_identity") or {}).get("data")
     if data_identity is not None and stored is not None and stored != data_identity:
         raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on other data "
@@ -705,7 +613,8 @@ def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dic
     if diffs:
         raise ValueError(
             f"{ckpt['path']} holds a run with other settings ({'; '.join(diffs)}). "
-            "Use a new checkpoint folder, or resume=False to start over (which overwrites it)."
+            "Use another run folder (--out-dir on the command line), or delete this one to train again "
+            "(train(..., resume=False) in Python overwrites it)."
         )
 
 
@@ -871,7 +780,7 @@ def train(
         start = 0
 
         if folder is not None and resume and (folder / LAST).exists():
-            ckpt = _load_checkpoint(folder / LAST)
+            ckpt = read_checkpoint(folder / LAST, require=RESUME_KEYS)
             _check_resumable(ckpt, config, model, identity)
             model.load_state_dict(ckpt["model"])
             _load_optimizer(optimizer, ckpt["optimizer"])
@@ -881,7 +790,7 @@ def train(
             start = int(ckpt["epoch"])
             best_dice, best_epoch = float(ckpt["best_val_dice"]), int(ckpt["best_epoch"])
             if (folder / BEST).exists():
-                best_state = _load_checkpoint(folder / BEST)["model"]
+                best_state = read_checkpoint(folder / BEST)["model"]
 
         batched = _use_batched_augmentation(config, train_data, cuda)
         teacher_net = None
@@ -993,8 +902,8 @@ def train(
             if folder is not None:
                 if rank == 0:
                     if improved:
-                        _save_atomic({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
-                    _save_atomic({**snapshot(epoch + 1), "optimizer": optimizer.state_dict(),
+                        save_checkpoint({**snapshot(epoch + 1), "model": best_state}, folder / BEST)
+                    save_checkpoint({**snapshot(epoch + 1), "optimizer": optimizer.state_dict(),
                                   "scaler": scaler.state_dict()}, folder / LAST)
                 distributed.barrier()  # a rank stopped after this epoch resumes from this very last.pt
             bar.set_postfix_str(f"epoch {epoch + 1}/{config.epochs}, loss {record['loss']:.4f}, val Dice {val:.3f}")

@@ -91,8 +91,8 @@ def _rank(rank: int, init_file: str, out: str, scenarios: dict):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE,
                             timeout=datetime.timedelta(seconds=120))
     saves = []
-    real_save, real_adam = train_module._save_atomic, torch.optim.Adam
-    train_module._save_atomic = lambda obj, path: (saves.append(path.name), real_save(obj, path))
+    real_save, real_adam = train_module.save_checkpoint, torch.optim.Adam
+    train_module.save_checkpoint = lambda obj, path: (saves.append(path.name), real_save(obj, path))
     try:
         for name, (scenario, sgd) in scenarios.items():
             saves.clear()
