@@ -312,7 +312,7 @@ def test_single_process_is_untouched():
 
 
 def test_torchrun_trains_one_run_over_two_processes(tmp_path):
-    """The launch the README gives, on the CPU: gloo, two processes, rank 0's checkpoints."""
+    """The launch the GPU page gives (book/gpu.md), on the CPU: gloo, two processes, rank 0's checkpoints."""
     import subprocess
     import sys
 
