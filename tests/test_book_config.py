@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -53,6 +54,37 @@ def test_repository_url_is_written_once():
     others = [h for h in holders if not (h.startswith("notebooks/") and h.endswith(".ipynb"))]
     assert others == ["_config.yml", "sikd_utils/_project.py"], (
         f"{url} written in {others}; keep it in sikd_utils/_project.py (copied into _config.yml)")
+
+
+def test_the_papers_bibtex_entry_has_one_source():
+    """book/references.bib holds the paper's BibTeX entry. The intro page reads it (the ``bib-entry``
+    directive of book/_ext/sikd_book.py); sikd_utils.paper.BIBTEX, which notebook 00 prints on Colab where
+    there is no book/ folder, must be the same text; no other file writes the entry out."""
+    import importlib.util
+
+    from sikd_utils.paper import BIBTEX, CITATION
+
+    spec = importlib.util.spec_from_file_location("sikd_book", ROOT / "book" / "_ext" / "sikd_book.py")
+    book_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_ext)
+    bibfiles = _config()["bibtex_bibfiles"]
+    assert bibfiles == ["book/references.bib"]
+    entry = book_ext.bib_entry((ROOT / bibfiles[0]).read_text(encoding="utf-8"), "dong2025sikd")
+    assert entry is not None and "doi" in entry
+    assert BIBTEX == entry, "sikd_utils.paper.BIBTEX differs from book/references.bib: copy the entry from there"
+    doi = re.search(r"doi\s*=\s*\{([^}]*)\}", entry).group(1)
+    assert f"doi:{doi}" in CITATION
+    assert "{bib-entry} dong2025sikd" in (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("not a git checkout")
+    holders = [name for name in tracked if (ROOT / name).is_file() and (ROOT / name).suffix in {".md", ".py", ".ipynb", ".bib", ".txt"}
+               and re.search(r"@\w+\{dong2025sikd,", (ROOT / name).read_text(encoding="utf-8", errors="replace"))]
+    assert sorted(holders) == ["book/references.bib", "sikd_utils/paper.py"], (
+        f"the paper's BibTeX entry is written out in {holders}; read book/references.bib instead")
 
 
 def test_the_api_page_documents_every_public_module():
