@@ -87,6 +87,22 @@ def test_the_papers_bibtex_entry_has_one_source():
         f"the paper's BibTeX entry is written out in {holders}; read book/references.bib instead")
 
 
+def test_dated_history_lives_in_the_run_log():
+    """The package, the scripts and the README describe the code; what happened on a given day (sessions,
+    timings, incidents) goes to book/results/RUNLOG.md, which the book builds as a page under the results.
+    The README stays the newcomer's short path, with the rest of the GPU story in book/gpu.md."""
+    date = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]")
+    files = [ROOT / "README.md", *(ROOT / "sikd_utils").rglob("*.py"), *(ROOT / "scripts").glob("*.*")]
+    dated = [str(p.relative_to(ROOT)) for p in files if date.search(p.read_text(encoding="utf-8", errors="replace"))]
+    assert not dated, f"dates in {dated}: move the history to book/results/RUNLOG.md"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 80
+    assert "book/gpu.md" in readme and "make book" in readme and "make test" in readme
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert "file: book/results/RUNLOG" in toc and "file: book/gpu" in toc
+    assert "results/RUNLOG" in (ROOT / "book" / "results.md").read_text(encoding="utf-8")
+
+
 def test_the_api_page_documents_every_public_module():
     import re
 
