@@ -31,8 +31,8 @@ so the long ones finish within a session. A SIKD group fans out (:func:`lead_and
 teacher and first student are done, its other students are jobs of their own, side by side, and they start
 before any group still waiting, so begun groups finish first. ``ablate --plan`` lists the jobs it would start
 now, the networks each trains and their minutes at the epoch times of the committed histories
-(:func:`plan_lines`). At the gpu preset the whole ablation takes several sessions of one lent GPU; the
-estimate made before the run and what each session measured are in ``book/results/RUNLOG.md``.
+(:func:`plan_lines`). At the gpu preset the whole ablation takes a few hours of one GPU; the estimate made
+before the run and what each GPU session measured are in ``book/results/RUNLOG.md``.
 """
 
 from __future__ import annotations
