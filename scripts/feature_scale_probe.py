@@ -1,8 +1,7 @@
 """How large does each backbone's skip-free teacher's last-decoder feature scale grow as it trains? (issue 13)
 
-The abdomen SwinUNETR students of the ablation kept a training loss of 34-66 over their 20 epochs while the
-BasicUNet student's fell to 0.15: the feature MSE did not come down. sikd_utils.feature_scale says why it
-cannot: no SwinUNETR student's features pass a mean square of 4 per channel, and nothing bounds its teacher's.
+In the ablation, the SwinUNETR students' training loss stayed high while the BasicUNet student's fell: the
+feature MSE did not come down (book/results/RUNLOG.md). sikd_utils.feature_scale says why it cannot: no SwinUNETR student's features pass a mean square of 4 per channel, and nothing bounds its teacher's.
 This trains each backbone's teacher (by default on CPU at the ``cpu`` preset on abdomen; SwinUNETR at the
 ablations' width and teacher rate) and writes its feature scale every few epochs, with provenance, to the file
 notebook 07 reads:

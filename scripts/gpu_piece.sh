@@ -11,12 +11,11 @@
 # A command may carry its own --max-minutes (e.g. a neighbour that should stop when the main command
 # will have finished, in a session's last piece: a job it cannot finish then is GPU time lost).
 # SIKD_PIECE_STOP_WITH_FIRST=1 stops the other commands when the first one ends: for a session's last piece,
-# where a neighbour's network that cannot finish before the machine goes back is GPU time lost (it ran on
-# for 2.4 of a session's 30 minutes once). A neighbour given --finish-only is not stopped but waited for: it
-# stops each of its jobs that cannot finish in time by itself, and its others can (stopping it killed 9 fundus
-# baselines that would have finished, once). Each command runs in a process group of its own, so its worker
-# processes stop with it; part files and checkpoints are written atomically, so a stop loses only the
-# network or test set in progress.
+# where a neighbour's network that cannot finish before the machine goes back is GPU time lost. A neighbour
+# given --finish-only is not stopped but waited for: it stops each of its jobs that cannot finish in time by
+# itself, and its others can (stopping it would kill jobs that would have finished). Each command runs in a
+# process group of its own, so its worker processes stop with it; part files and checkpoints are written
+# atomically, so a stop loses only the network or test set in progress.
 # Run it again (same commands) to continue: finished work is reused. Take each piece into the caller's
 # checkout with scripts/take_piece.py (it copies what the piece finished and nothing older). Checkpoints
 # of unfinished networks live in runs/ and are lost with the machine, so keep a session's pieces back to back.

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Does the skip-free SwinUNETR teacher leave background at a lower learning rate? (issue 13)
-# At the U-Net's Adam lr 1e-3, four of five fundus SwinUNETR teachers of the gpu-preset ablation had
-# validation Dice 0.0 at every one of 80 epochs. This trains the fundus teacher (gpu-preset data and width)
+# At the U-Net's Adam lr 1e-3, most fundus SwinUNETR teachers of the gpu-preset ablation never predicted
+# foreground on validation (book/results/RUNLOG.md). This trains the fundus teacher (gpu-preset data and width)
 # for 20 epochs at each of LRS and SEEDS, all side by side on one GPU, and writes one line per run to OUT/probe.txt:
 #   probe-<lr> seed<k> <epochs> <validation Dice per epoch ...> s/ep <last epoch's seconds> loss <every 4th epoch's loss>
 # (the format of book/results/ablations/swin_teacher_lr_probe.txt). Needs monai (scripts/gpu_piece.sh installs the
-# carried wheels into /tmp/sikd-site). Each process gets CORES / processes threads: twelve processes at torch's
-# default of one thread per core each never reached the GPU in 450 s on a 16-core machine.
+# carried wheels into /tmp/sikd-site). Each process gets CORES / processes threads: at torch's default of one
+# thread per core each, a dozen processes on a 16-core machine spend minutes starting before they reach the GPU.
 #
 #   bash scripts/swin_teacher_lr_probe.sh OUT [LRS] [SEEDS]      # defaults: "1e-3 3e-4 1e-4" "1 2"
 set -uo pipefail

@@ -13,7 +13,7 @@ files sent from here and what the piece finished. This copies only the latter:
 A piece made from an older tree cannot undo newer results: a task is taken only when its run is newer than
 ours (provenance ``date``), and a part file we have is never replaced.
 
-    python scripts/take_piece.py /work/.device/3/piece.tgz [--results-dir book/results] [--dry-run]
+    python scripts/take_piece.py OUT/piece.tgz [--results-dir book/results] [--dry-run]
 
 It prints what it took; then commit, and after a finished evidence task rerun
 ``scripts/teacher_length_runs.py`` (it reads git history) and commit again.
@@ -75,8 +75,8 @@ def _take_tasks(piece: Path, here: Path, dry_run: bool, ablations: bool = False)
 
 def _take_parts(piece: Path, here: Path, dry_run: bool) -> list[str]:
     """Copy the part files that we do not have. A part is written once, when its method finishes; one that
-    differs from ours comes from testing the same networks again, which on the GPU is not bit-exact (seen
-    2026-12-01: a retested fundus part's clean Dice 0.96454 against 0.96425), so ours, the first, stays."""
+    differs from ours comes from testing the same networks again, which on the GPU is not bit-exact (the
+    fourth decimal of a Dice can move), so ours, the first, stays."""
     taken = []
     for source in sorted(p for p in piece.rglob("*") if p.is_file()):
         target = here / source.relative_to(piece)

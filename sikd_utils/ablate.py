@@ -26,131 +26,13 @@ checkpoints and deadline, the same tidy schema. What differs:
   them again (``--no-reuse-evidence`` turns it off; ``--check-evidence`` only says what it would import);
   provenance lists what was imported, from which file and commit.
 
-GPU time at the gpu preset, estimated (the run as a whole has not been timed). Training: one H200 with
-CUDA MPS, 10 worker processes side by side, one process taking 3.3 s per epoch of a 128 px, base-32
-U-Net over ~1,500 slices in a plain role and ~4.8 s in a distilled one; teachers train 80 epochs, the
-others 20. Per seed the 15 methods train 3 baselines (60 plain epochs), 6 teachers (SIKD's, with skips,
-one-hot, raw, Swin, BasicUNet: 480 plain epochs) and 12 students (240 distilled epochs):
-540 × 3.3 + 240 × 4.8 ≈ 2,930 s ≈ 49 min of one process for fundus (1,500 slices); abdomen's 200
-volumes give 56 batches of 32 per epoch against fundus' 47 (the evidence run's steps), so ≈ 1.2 × 49 ≈
-58 min. Five seeds of both ≈ 32,000 process-seconds, over 10 processes ≈ 54 min. Testing is mostly CPU work
-(metrics on the host; the forward pass is cheap on the GPU): measured on one CPU thread, a shifted test
-set takes ~1.5 s (fundus, 40 images) or ~3 s (cardiac, 10 volumes; abdomen's 10 assumed alike), the clean
-set with HD95 ~8 s / ~5 s; 15 methods × ~60 test sets × 5 seeds ≈ 20,000 process-seconds, over 10
-processes ≈ 33 min. With a minute per restart of a time-limited piece: about 1 h 40 min of one H200,
-i.e. a dozen ``--max-minutes 9`` pieces. Assumed, not measured: SwinUNETR and BasicUNet epochs at the
-U-Net's cost, and the GPU host's CPU as fast per thread as the one testing was timed on. Importing
-baseline and teacher_raw from the evidence run (above) saves per seed the baseline's 20 epochs and the
-raw teacher's 80 plus the control's 20 (100 × 3.3 + 20 × 4.8 ≈ 430 s for fundus, ≈ 510 s for abdomen)
-and 2 of the 15 methods' testing: ≈ 46 + 29 min instead of 54 + 33, about 1 h 25 min in all. SIKD is
-not imported: its student is retrained with the teacher the λ, layer and method variants share.
-Since then the 3D tasks' teachers train 160 epochs: abdomen's five trained teachers add 5 × 80 plain
-epochs per seed, ≈ 1,600 s more (≈ 85 min of one process per seed instead of 58), ≈ 13 min more over 10
-processes: about 1 h 40 min of one H200 in all.
-
-Measured on 2026-12-01 (three pieces of fundus beside the cardiac evidence rerun, 10 processes on one
-H200 with MPS): 3.3–3.6 s per plain epoch and 4.6 s per distilled one, as assumed; the GPU is the limit,
-not the process count: five processes took 1.6–1.8 s per epoch each, the same ~3 fundus epochs/s in all
-(``nvidia-smi dmon``: SM busy 100 % in most samples). A SIKD group (its teacher, 7 students, their
-testing) took ~15 min per seed in one process, so it had to start early in a session: its teacher's
-checkpoints do not outlive the warm machine. Since then a group fans out (:func:`lead_and_followers`): once
-its teacher and first student are done, its other students are jobs of their own, side by side, and they
-start before any group still waiting (``reproduce.run_jobs``), so begun groups finish first.
-
-Measured on 2026-12-02 (the abdomen evidence rerun, 5 processes beside 1 fundus ablation process, MPS):
-2.2–2.3 s per abdomen epoch in each process, ~2.7 epochs/s over the GPU (counting the fundus process's
-as abdomen's); testing 3 methods on 86 test sets × 5 seeds took 2 min, the GPU 17 % busy. Estimated at
-that rate, abdomen's ablation (``teacher_raw`` and ``baseline`` imported) is per seed 5 teachers × 160 epochs,
-2 baselines × 20 and 11 students × 20 (a distilled epoch ~1.4 plain ones, as measured on fundus):
-≈ 1,150 plain epochs, ≈ 36 min for 5 seeds, plus a few minutes of testing. That is two sessions' GPU
-time, each finishing the teacher groups it starts: e.g. SIKD's group and the skip and one-hot teachers'
-in one (≈ 23 min of training), SwinUNETR and BasicUNet with their baselines in the next.
-
-Measured later on 2026-12-02 (three pieces, 6.6 + 9.3 + 7.2 min, abdomen's SIKD group on 5 workers beside the
-fundus remainder on 4, then 10 + 3): an abdomen teacher epoch took 3.0-3.1 s in each of 9 processes (≈ 2.9
-epochs/s over the GPU), a distilled abdomen epoch 4.4-4.6 s beside 8 others and 6.0-7.0 s beside 12, a
-fundus SwinUNETR epoch 6.5-8.0 s; the GPU was 86-94 % busy. The five 160-epoch teachers and their first
-students took ~15 min; λ 0.5, 1 and 4 then finished on all seeds. The last piece ended with eight students at
-epochs 15-20 of 20, lost with the machine, and with them the teachers of seeds 0, 1, 2 and 4 that their
-remaining students need (``--finish-only`` now stops such jobs early). Left for abdomen, at that rate: those
-four teachers again with 8 students (≈ 5 min), the skip and one-hot teachers' groups (≈ 12 min), SwinUNETR,
-BasicUNet and their baselines (≈ 16 min; SwinUNETR epochs taken as 1.5 plain ones, as on fundus); fundus
-has BasicUNet and the two backbone baselines left (≈ 4-5 min). That is two more sessions.
-
-Measured in the next session (2026-12-02, commit 10edec9; pieces of 8.5, 8.5, 4.5, 1.3 and 2.7 min, abdomen on
-8 workers beside fundus on 3, the GPU 90-94 % busy): beside 10 others, an abdomen teacher epoch took 3.6-4.5 s
-in each process, a BasicUNet baseline epoch 3.4-4.4 s and a SwinUNETR baseline epoch 10.2 s; fundus finished
-(all 15 methods × 5 seeds; there were 15 then). Left for abdomen: the skip teacher's seed 4, the one-hot, SwinUNETR and BasicUNet
-teacher groups (160-epoch teachers; ≈ 4,050 U-Net epochs with a SwinUNETR epoch as 2.3 (:data:`EPOCH_COST`), ≈ 23
-min at ≈ 2.9 epochs/s) plus testing. The SwinUNETR teachers are the critical path: at the 10.2 s per epoch
-measured beside 10 others, 160 epochs take 27 min, more than a session's pieces hold; they need a session
-whose pieces give them fewer neighbours. On fundus, 4 of the 5 skip-free SwinUNETR teachers never predicted
-foreground on validation (Dice 0.0 at every epoch; the fifth reached 0.92, below its gate): an abdomen
-SwinUNETR group is worth its GPU time only with a teacher recipe that learns.
-
-The next session (2026-12-02, commit 29ff140) trained nothing that finished: its first piece ran beside twelve
-``train`` processes of a learning-rate probe at torch's default threads (16 each on 16 cores), whose start-up
-starved the workers (7 min before the first epoch, the GPU 13 % busy), and the machine then went back. The probe,
-rerun at 2 threads each (``scripts/swin_teacher_lr_probe.sh``, ``book/results/ablations/swin_teacher_lr_probe.txt``),
-found the rate: at 3e-4 the skip-free fundus SwinUNETR teacher leaves background on both failed seeds (0.875, 0.879
-after 20 epochs), at 1e-3 it stays at 0.00. Variant ``swin_unetr_lr3e-4`` trains it so (``teacher_lr``). Left:
-abdomen's skip teacher seed 4, the one-hot and BasicUNet groups (≈ 11 min of the GPU) and fundus's
-``swin_unetr_lr3e-4`` (5 teachers of 80 epochs and 5 students, ≈ 1,150 U-Net epochs, ≈ 7 min) in one session;
-abdomen's ``swin_unetr_lr3e-4`` (160-epoch teachers, ≈ 15 min with few neighbours) and, if time is left, abdomen's
-``swin_unetr`` at 1e-3 in the next.
-
-The session after (2026-12-02, commit 332aa62; pieces of 8.5, 8.5 and 2.6 min, abdomen on 10 workers beside fundus
-on 5, then fundus alone for 3.4 min; the GPU 90-96 % busy) finished fundus (all 16 methods × 5 seeds) and abdomen's
-skip teacher seed 4, one-hot group and BasicUNet seeds 0-3. Beside 14 others an abdomen U-Net teacher epoch took
-5.0-5.6 s and a fundus SwinUNETR teacher epoch 11.9-12.2 s; beside 4 others a SwinUNETR student epoch 5.9-6.2 s.
-At 3e-4 the five 80-epoch fundus SwinUNETR teachers reached best validation Dice 0.89-0.95 (1/5 past the gate;
-at 1e-3: 0.18 on average, 0/5). Left for abdomen: BasicUNet seed 4 (its 160-epoch teacher had not started when
-the last piece began) and the two SwinUNETR groups. ``swin_unetr_lr3e-4`` goes first (5 teachers × 160 epochs,
-≈ 16 min at ~6 s per epoch with few neighbours: two back-to-back pieces on one machine, with BasicUNet seed 4
-beside it); ``swin_unetr`` at 1e-3 needs a session of its own. Read from the run's checkpoints before the machine
-went back (their histories are now kept in ``<method>.history.csv``): fundus's ``swin_unetr_lr3e-4`` teacher of seed 1
-sat at validation Dice 0 until epoch 53, though in the probe the same seed left background at epoch 5; the other
-four left it at epochs 2-3. At 3e-4 leaving background is likely but not certain.
-
-The next session (2026-12-02, commit 118f266; pieces of 8.5, 6.0 and 6.3 min on 6 workers, nothing beside them)
-finished abdomen's ``swin_unetr_lr3e-4`` (teachers' best validation Dice 0.965-0.972; a teacher epoch 4.7 s beside
-5 others, a student's 6.7 s) and BasicUNet seed 4. The second piece was given ``--finish-only`` too early: it
-stopped the students on their first epoch (10.8 s, cuDNN's autotuning) as needing 5.8 min with 3.9 left; a run is
-now judged from its own second epoch. The students' training loss stayed at 34-66 (BasicUNet's fell to 0.15),
-which :mod:`sikd_utils.feature_scale` explains: no SwinUNETR student's last-decoder features pass a mean square of
-4 per channel, and nothing bounds its skip-free teacher's. Variant ``swin_unetr_projected`` (new) gives that
-teacher its student's residual projections. Left: abdomen's ``swin_unetr`` at 1e-3 (5 groups, 160-epoch teachers)
-and ``swin_unetr_projected`` on both tasks (5 groups of 160-epoch teachers on abdomen, 5 of 80 on fundus):
-``ablate --plan`` lists 15 jobs, ≈ 5,290 U-Net epochs, two sessions at ≈ 6 SwinUNETR jobs per session's pieces.
-Run ``swin_unetr_projected`` first (it is the test the chapter asks for), fundus's beside abdomen's.
-
-The next session (2026-12-03, commit 4e390a4; pieces of 8.5, 8.5 and 4.1 min, abdomen's 5 groups on 5 workers
-beside fundus's seeds 0-1 on 2, then fundus's seeds 2-4 on 3) finished ``swin_unetr_projected`` on abdomen (5
-seeds) and fundus seeds 0-1. An abdomen teacher epoch took 5.6 s beside 6 others, 4.9 s beside 4. Its students'
-loss fell 95 % (2.55-3.10 to 0.14-0.17; λ·MSE 74 % of the last), against 10 % for ``swin_unetr_lr3e-4``'s.
-Fundus's seeds 2-4 were stopped by ``--finish-only`` (a fundus SwinUNETR group needs ≈ 7.6 min on a GPU it shares
-with 2 others; 5 were left): their device time was lost. The ``--seeds 0 1`` command gathered ``fundus.csv``
-from every method on two seeds, which the book would have read as the result; ``why.complete_tasks`` and
-``take_piece`` now also require every seed of the preset (``ablations.not_gathered``). Left: fundus's
-``swin_unetr_projected`` seeds 2-4 (3 groups, ≈ 8 min beside each other) and abdomen's ``swin_unetr`` at 1e-3
-(5 groups, 160-epoch teachers; ``--plan`` gives 13.5-17.3 min of training a job at the measured rates, and
-``swin_unetr_lr3e-4``'s 5 groups took 21 min of pieces): one session if its pieces start at once and run back to back.
-
-The next session (2026-12-03, commit 59489f1) ran that plan: two pieces of 8.5 min, abdomen's 5 groups on 5
-workers beside fundus's seeds 2-4 on 3 (teacher epochs 6.0-6.2 s abdomen, 5.6 s fundus). Between the two calls
-the machine went back (an interruption on the caller's side outlasted the 30 s idle release), so the second
-piece started bare and trained the same first 72-77 epochs again. A third piece (2.9 min, fundus alone, 3.9 s
-an epoch) finished fundus's seeds 2-4, and fundus was gathered with all 17 methods on 5 seeds (on a CPU: the
-task's provenance now takes device and precision from the part files, ``gathered_on`` says where it was
-gathered). Left: abdomen's ``swin_unetr`` at 1e-3, as above, ≈ 17-19 min of pieces back to back; with
-checkpoints lost on every release, start it at a session's first call and call again at once.
-
-The next session (2026-12-03, commit e822a66) waited 25 min for a machine (three calls refused, 3.3 min of its
-device time), then ran that plan in two pieces of 8.5 and 7.9 min back to back on 5 workers, nothing beside
-them (teacher epochs 4.1-4.2 s in the first piece, 4.9-5.1 s in the second; GPU 85 % busy, 16.6 GiB peak). The
-second piece finished every group and gathered ``abdomen.csv`` on the GPU. The ablation is complete: both tasks,
-17 methods, 5 seeds each. Its 1e-3 teachers passed the gate on 4/5 seeds (best validation Dice 0.30-0.98), unlike
-fundus's (0/5).
+GPU time. Jobs start costliest first (:data:`EPOCH_COST` counts epochs of other backbones in U-Net epochs),
+so the long ones finish within a session. A SIKD group fans out (:func:`lead_and_followers`): once its
+teacher and first student are done, its other students are jobs of their own, side by side, and they start
+before any group still waiting, so begun groups finish first. ``ablate --plan`` lists the jobs it would start
+now, the networks each trains and their minutes at the epoch times of the committed histories
+(:func:`plan_lines`). At the gpu preset the whole ablation takes a few hours of one GPU; the estimate made
+before the run and what each GPU session measured are in ``book/results/RUNLOG.md``.
 """
 
 from __future__ import annotations
@@ -174,7 +56,7 @@ __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups"
 # One 2D and one 3D task. The 3D one is abdomen rather than cardiac, chosen before any ablation result
 # existed: with 80-epoch teachers both 3D tasks' skip-free teachers missed the gate by ~0.2 points (cardiac
 # 0.977 against 0.979, abdomen 0.958 against 0.959), so neither was better placed, and abdomen's epochs are
-# cheaper (56 batches, not 66). The 3D teachers now train 160 epochs (cardiac's then passed, 0.988-0.989).
+# cheaper (56 batches, not 66). At the preset's 160 epochs cardiac's teachers pass too (0.988-0.989).
 ABLATION_TASKS = ("fundus", "abdomen")
 TRAINING_COLUMNS = ["task", "seed", "method", "role", "best_epoch", "best_val_dice", "validated_on", "epochs",
                     "steps", "train_seconds", "run_key"]
@@ -231,9 +113,8 @@ def _method_done(settings, task, seed, method) -> bool:
 
 
 #: what one epoch costs per backbone, in U-Net epochs, for ordering jobs only (the long ones start first so they
-#: finish within a session): measured on one H200 beside ~10 processes, a SwinUNETR epoch took 10.2 s on
-#: abdomen against 3.4-4.4 s for BasicUNet and U-Net teachers (2026-12-02), and 6.5-8.0 s on fundus against
-#: the U-Net's 3.3-3.6 s (2026-12-01); a BasicUNet epoch costs about a U-Net's
+#: finish within a session): on one GPU shared by ~10 processes a SwinUNETR epoch took 2-3 times a U-Net's, a
+#: BasicUNet epoch about a U-Net's (measurements in book/results/RUNLOG.md)
 EPOCH_COST = {"unet": 1.0, "basic_unet": 1.0, "swin_unetr": 2.3}
 
 
@@ -300,8 +181,8 @@ def _training_rows(task, seed, method, results, configs, tag) -> list[dict]:
 #: one row per (role, epoch) of a method's part file ``<method>.history.csv``: how each network's validation
 #: Dice and loss went, which the best-epoch summary of ``training.csv`` hides (a teacher that sat at Dice 0 for
 #: 52 epochs before it learned looks like one that learned at once). ``loss`` = ``ce`` + λ·``mse`` (``mse``: the
-#: distillation term before its weight; 0 for networks that distil nothing); files written before 2026-12-02
-#: 22:30 UTC have ``loss`` alone (SwinUNETR students' loss stayed at 34-66 and the parts could not be told apart)
+#: distillation term before its weight; 0 for networks that distil nothing); the earliest committed files have
+#: ``loss`` alone (book/results/RUNLOG.md says which)
 HISTORY_COLUMNS = ["role", "epoch", "lr", "loss", "ce", "mse", "val_dice", "seconds", "run_key"]
 
 
@@ -767,9 +648,8 @@ def _minutes(span: tuple[float, float]) -> str:
 # --------------------------------------------------------------------------- the run
 #: A job that ``--finish-only`` stopped is tried again up to this many times, each after
 #: RETRY_AFTER_SECONDS and only while RETRY_MIN_LEFT_SECONDS would remain: its estimate came from epochs timed
-#: beside the jobs of the moment, which may have ended (2026-12-02: five fundus SwinUNETR students were stopped
-#: as needing 7.3-10 min with 7.2 min left, beside 14 other jobs that all ended a minute later; alone they took
-#: 3.3 min, and the piece ended with 6.5 of its minutes unused). Each try trains two epochs before it is judged.
+#: beside the jobs of the moment, which may have ended since, and alone it may well finish (a case is in
+#: book/results/RUNLOG.md). Each try trains two epochs before it is judged.
 SECOND_CHANCES = 3
 RETRY_AFTER_SECONDS = 60.0
 RETRY_MIN_LEFT_SECONDS = 120.0

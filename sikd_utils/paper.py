@@ -21,14 +21,16 @@ FIG1 = {
 CITATION = ("W. Dong, B. Du, Y. Xu. Shape-intensity knowledge distillation for robust medical image "
             "segmentation. Frontiers of Computer Science 19(9):199705, 2025. doi:10.1007/s11704-024-40462-2")
 
+#: the paper's entry of ``book/references.bib``, which is the source; copied here so that a notebook on Colab,
+#: without the book's folder, can print it. tests/test_book_config.py fails while the two differ.
 BIBTEX = """@article{dong2025sikd,
-  title   = {Shape-intensity knowledge distillation for robust medical image segmentation},
   author  = {Dong, Wenhui and Du, Bo and Xu, Yongchao},
+  title   = {Shape-intensity knowledge distillation for robust medical image segmentation},
   journal = {Frontiers of Computer Science},
+  year    = {2025},
   volume  = {19},
   number  = {9},
   pages   = {199705},
-  year    = {2025},
   doi     = {10.1007/s11704-024-40462-2}
 }"""
 

@@ -11,15 +11,12 @@ name, and the book says which preset produced each number.
   ``python -m sikd_utils reproduce --preset gpu``. 1,500 training images (200 volumes of 6–12 slices for
   the 3D tasks) in batches of 32 give ≥ 47 steps per epoch, so 20 epochs are ≥ 900 steps; the skip-free
   teachers (SIKD's and the control's) get four times as many epochs because they learn more slowly
-  (``teacher_epochs`` is the lever of the teacher gate, see :mod:`sikd_utils.stats`). Why 80: the
-  results page's "how long must the teacher train?" table (``scripts/teacher_scan.py``): at 40 epochs
-  the abdomen teacher was 2.2 validation-Dice points below one planned for 80 (stopped at epoch 65),
-  and with 80 the three 2D tasks' teachers pass on every seed. The 3D tasks' teachers (``teacher_epochs_3d``)
-  train 160: at 80 they missed the gate on every seed by 0.1–0.4 points (cardiac 0.975–0.977 against
-  0.979, abdomen 0.956–0.959 against 0.959), with their best epoch in the last few, where the learning
-  rate has decayed (40 → 80 epochs had added 1.1 points on cardiac); at 160 cardiac's pass on every seed
-  (0.988–0.989 against 0.979), and so do abdomen's (0.971–0.972 against 0.959–0.961), while abdomen's
-  raw-image teachers of the control (0.943–0.946) still miss it on every seed.
+  (``teacher_epochs`` is the lever of the teacher gate, see :mod:`sikd_utils.stats`). Why 80: with 80
+  epochs the three 2D tasks' teachers pass the gate on every seed, with 40 they fall short (the results
+  page's "how long must the teacher train?" table, ``scripts/teacher_scan.py``). The 3D tasks' teachers
+  (``teacher_epochs_3d``) train 160: at 80 they missed the gate by a few tenths of a point, with their best
+  epoch in the last few; at 160 SIKD's pass on every seed, though abdomen's raw-image teachers of the control
+  still miss it (the numbers are in ``book/results/RUNLOG.md``).
 * ``tiny``  — seconds per task: tests of the pipeline's plumbing only.
 
 ``n_images``/``n_volumes`` are (train, validation, clean test, shifted test) case counts for 2D/3D tasks;

@@ -20,8 +20,8 @@ Built to run in pieces on a machine lent for minutes:
 
 On one GPU, worker processes only overlap their kernels when the CUDA MPS daemon runs
 (``nvidia-cuda-mps-control -d`` before the run, ``echo quit | nvidia-cuda-mps-control`` after); without it
-the GPU time-slices between processes. Measured on an H200: 10 worker processes trained at 3.3 s per
-epoch each with MPS, against 5.7–7.5 s without (1.7×).
+the GPU time-slices between processes, and ten workers trained about 1.7× slower than with it
+(measured on an H200; see ``book/results/RUNLOG.md``).
 
 Results (committed by the book): ``<task>.csv`` (per-seed scores), ``<task>_training.csv`` (per (seed,
 role) training records with the teacher gate) and ``provenance.json``.
@@ -180,8 +180,8 @@ def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
 
 
 # --------------------------------------------------------------------------- one (task, seed) job
-#: seconds a test set is assumed to take before this process has timed one (measured 0.5-3 s: abdomen beside 9
-#: other processes ~0.6, fundus ~1.5 and cardiac ~3 on one CPU thread); only ``finish_only`` uses it
+#: seconds a test set is assumed to take before this process has timed one (test sets of the gpu preset took
+#: 0.5-3 s on one CPU thread, see book/results/RUNLOG.md); only ``finish_only`` uses it
 TEST_SECONDS_GUESS = 2.0
 # per process (a pool's worker keeps them from one job to the next): test sets timed, the last epoch's seconds
 _measured = {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None}
@@ -196,11 +196,10 @@ class _Deadline:
     should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
     run's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
     timed one). A run is judged only once it has trained two epochs in this piece, from the second on: its
-    first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding
-    (fundus students timed 6 s for their first epoch and 1.1 s once the others had gone, and were stopped on the
-    first one; abdomen SwinUNETR students, 10.8 s for their first and 6.7 s after it, were stopped on their first
-    as needing 5.8 min when about 3 were left). A run that has not trained an epoch yet is estimated from the last epoch this process trained, if
-    any, so a job that cannot finish is not begun.
+    first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding,
+    and can take several times as long as the next (cases in ``book/results/RUNLOG.md``). A run that has not
+    trained an epoch yet is estimated from the last epoch this process trained, if any, so a job that cannot
+    finish is not begun.
     """
 
     def __init__(self, deadline: float | None, finish_only: bool = False):
@@ -340,7 +339,7 @@ def job_device(device: str, job_index: int, gpus: int) -> str:
 
 def mps_hint(workers: int, gpus: int, cuda: bool, mps_running: bool) -> str | None:
     """A line for the log when several workers share one GPU without the CUDA MPS daemon: the GPU then
-    runs one process at a time, and the workers add little (measured on an H200: 1.7× with MPS)."""
+    runs one process at a time, and the workers add little (on an H200, ten workers ran 1.7× faster with MPS)."""
     if workers > 1 and cuda and max(gpus, 1) < workers and not mps_running:
         return (f"note: {workers} workers share {max(gpus, 1)} GPU(s) without the CUDA MPS daemon, so the GPU "
                 "time-slices them; start it first (nvidia-cuda-mps-control -d) to run their kernels side by side")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -53,6 +54,53 @@ def test_repository_url_is_written_once():
     others = [h for h in holders if not (h.startswith("notebooks/") and h.endswith(".ipynb"))]
     assert others == ["_config.yml", "sikd_utils/_project.py"], (
         f"{url} written in {others}; keep it in sikd_utils/_project.py (copied into _config.yml)")
+
+
+def test_the_papers_bibtex_entry_has_one_source():
+    """book/references.bib holds the paper's BibTeX entry. The intro page reads it (the ``bib-entry``
+    directive of book/_ext/sikd_book.py); sikd_utils.paper.BIBTEX, which notebook 00 prints on Colab where
+    there is no book/ folder, must be the same text; no other file writes the entry out."""
+    import importlib.util
+
+    from sikd_utils.paper import BIBTEX, CITATION
+
+    spec = importlib.util.spec_from_file_location("sikd_book", ROOT / "book" / "_ext" / "sikd_book.py")
+    book_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_ext)
+    bibfiles = _config()["bibtex_bibfiles"]
+    assert bibfiles == ["book/references.bib"]
+    entry = book_ext.bib_entry((ROOT / bibfiles[0]).read_text(encoding="utf-8"), "dong2025sikd")
+    assert entry is not None and "doi" in entry
+    assert BIBTEX == entry, "sikd_utils.paper.BIBTEX differs from book/references.bib: copy the entry from there"
+    doi = re.search(r"doi\s*=\s*\{([^}]*)\}", entry).group(1)
+    assert f"doi:{doi}" in CITATION
+    assert "{bib-entry} dong2025sikd" in (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("not a git checkout")
+    holders = [name for name in tracked if (ROOT / name).is_file() and (ROOT / name).suffix in {".md", ".py", ".ipynb", ".bib", ".txt"}
+               and re.search(r"@\w+\{dong2025sikd,", (ROOT / name).read_text(encoding="utf-8", errors="replace"))]
+    assert sorted(holders) == ["book/references.bib", "sikd_utils/paper.py"], (
+        f"the paper's BibTeX entry is written out in {holders}; read book/references.bib instead")
+
+
+def test_dated_history_lives_in_the_run_log():
+    """The package, the scripts and the README describe the code; what happened on a given day (sessions,
+    timings, incidents) goes to book/results/RUNLOG.md, which the book builds as a page under the results.
+    The README stays the newcomer's short path, with the rest of the GPU story in book/gpu.md."""
+    date = re.compile(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]")
+    files = [ROOT / "README.md", *(ROOT / "sikd_utils").rglob("*.py"), *(ROOT / "scripts").glob("*.*")]
+    dated = [str(p.relative_to(ROOT)) for p in files if date.search(p.read_text(encoding="utf-8", errors="replace"))]
+    assert not dated, f"dates in {dated}: move the history to book/results/RUNLOG.md"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 80
+    assert "book/gpu.md" in readme and "make book" in readme and "make test" in readme
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert "file: book/results/RUNLOG" in toc and "file: book/gpu" in toc
+    assert "results/RUNLOG" in (ROOT / "book" / "results.md").read_text(encoding="utf-8")
 
 
 def test_the_api_page_documents_every_public_module():

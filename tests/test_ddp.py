@@ -190,15 +190,12 @@ def _last(folder) -> dict:
     return torch.load(folder / "last.pt", weights_only=True)
 
 
-# Float rounding, measured: one process against two ranks differ by up to 2.1e-5 in a weight (a deep batch
-# norm's running variance) and by 5.2e-6 in a gradient that is zero up to rounding, on a 2-core AMD EPYC
-# (AVX2 kernels, torch 2.13.0 CPU); the machines before it stayed within 1e-5 and 5e-6. The bounds below
-# leave ~2x that rounding; the gradients' relative tolerance (2e-3 of each tensor's largest entry) is unchanged.
-# On a 2-core AMD EPYC with AVX512 kernels (2026-12-03) rounding grew: the epoch-2 loss differed by 4.8e-5
-# (1e-5 before), a weight by 4.0e-5 and a deep batch norm's running variance by 2.3e-4 (2.5e-4 of its size).
-# Hence 1e-4 for the weights, 1e-3 of each running statistic's largest entry (their scale grows with depth) and
-# 2e-4 for the histories, still 20x below what a stale learning rate moves the loss by (4.3e-3, test_fast_step);
-# the gradients, compared directly, stay the sharp check.
+# Float rounding: one process and two ranks differ by rounding alone, which depends on the CPU's kernels. With
+# AVX512 kernels it reached 4.8e-5 in the epoch-2 loss, 4.0e-5 in a weight and 2.5e-4 of a deep batch norm's
+# running variance (book/results/RUNLOG.md has the measurements, AVX2 kernels' too). Hence 1e-4 for the
+# weights, 1e-3 of each running statistic's largest entry (their scale grows with depth) and 2e-4 for the
+# histories, still 20x below what a stale learning rate moves the loss by (4.3e-3, test_fast_step); the
+# gradients (relative tolerance 2e-3 of each tensor's largest entry), compared directly, stay the sharp check.
 WEIGHT_ATOL = 1e-4
 RUNNING_STATS_RTOL = 1e-3
 GRADIENT_FLOOR = 1e-5
@@ -315,7 +312,7 @@ def test_single_process_is_untouched():
 
 
 def test_torchrun_trains_one_run_over_two_processes(tmp_path):
-    """The launch the README gives, on the CPU: gloo, two processes, rank 0's checkpoints."""
+    """The launch the GPU page gives (book/gpu.md), on the CPU: gloo, two processes, rank 0's checkpoints."""
     import subprocess
     import sys
 

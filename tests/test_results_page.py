@@ -333,7 +333,7 @@ def test_take_piece_takes_what_the_piece_finished_and_nothing_older(tmp_path):
 
 
 def test_take_piece_leaves_an_ablation_task_gathered_from_part_of_the_ablation(tmp_path):
-    """A ``ablate --seeds 0 1`` piece gathers every method on two seeds (seen 2026-12-03): that file must not
+    """A ``ablate --seeds 0 1`` piece gathers every method on two seeds: that file must not
     replace ours; one gathered in full comes in."""
     import importlib.util
     import json

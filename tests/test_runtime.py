@@ -181,7 +181,7 @@ def test_env_report_names_the_precision():
 
 
 def test_precision_check_script_runs_on_cpu(capsys):
-    """The GPU comparison script at toy scale on the CPU: it must not fail on the lead's H200 for a
+    """The GPU comparison script at toy scale on the CPU: it must not fail on a GPU for a
     reason a CPU can catch (arguments, plumbing); its figures only mean something on a GPU."""
     import runpy
     from pathlib import Path

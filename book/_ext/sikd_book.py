@@ -14,9 +14,16 @@
 3. ``{repo-literal} <language>``: a code block whose ``<repository-url>`` placeholders are replaced by
    ``repository.url`` from _config.yml, so that URL is written in one place only (the book's BibTeX
    entry in book/intro.md uses it). MyST substitutions do not work inside code blocks.
+
+4. ``{bib-entry} <key>``: the entry ``<key>`` of the book's bibliography (``bibtex_bibfiles`` in
+   _config.yml), as a BibTeX code block, so the entry the intro page shows is read from
+   ``book/references.bib``, the one source of the paper's BibTeX entry.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from docutils import nodes
 from myst_nb.ext.glue.utils import PendingGlueReference
@@ -62,8 +69,34 @@ class RepoLiteral(SphinxDirective):
         return [node]
 
 
+def bib_entry(text: str, key: str) -> str | None:
+    """The entry ``key`` of a BibTeX file's ``text``, from its ``@type{key,`` line to the ``}`` line that
+    closes it (entries are written one field a line, as in book/references.bib); None when absent."""
+    found = re.search(r"^@\w+\{" + re.escape(key) + r",.*?^\}", text, re.S | re.M)
+    return found.group(0) if found else None
+
+
+class BibEntry(SphinxDirective):
+    """A BibTeX code block of one entry of the book's bibliography, by key."""
+
+    required_arguments = 1  # the key
+
+    def run(self):
+        key = self.arguments[0]
+        for name in self.config.bibtex_bibfiles:
+            path = Path(self.env.srcdir, name)
+            self.env.note_dependency(str(path))
+            entry = bib_entry(path.read_text(encoding="utf-8"), key)
+            if entry is not None:
+                node = nodes.literal_block(entry, entry, language="bibtex")
+                self.set_source_info(node)
+                return [node]
+        raise self.error(f"bib-entry: no entry {key!r} in {', '.join(self.config.bibtex_bibfiles)}")
+
+
 def setup(app):
     app.add_directive("repo-literal", RepoLiteral)
+    app.add_directive("bib-entry", BibEntry)
     app.connect("doctree-read", _note_glue_sources)
     # late, so that scripts other extensions add for this page are seen too
     app.connect("html-page-context", _dedupe_scripts, priority=900)
