@@ -222,10 +222,10 @@ def _run(args) -> int:
 
     pd.set_option("display.width", 160)
     if args.command in ("reproduce", "ablate"):
-        from .checks import check_writable_dir
+        from .run_guard import writable_folder
 
-        check_writable_dir("--out-dir", args.out_dir)
-        check_writable_dir("--results-dir", args.results_dir)
+        writable_folder(args.out_dir, "--out-dir")  # checked, not made: a refused run leaves nothing behind
+        writable_folder(args.results_dir, "--results-dir")
         if args.command == "ablate":
             from .ablate import main as ablate_main
 

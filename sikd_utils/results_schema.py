@@ -73,6 +73,11 @@ def _fail(source, rule: str, row: int | None = None) -> ResultsFileError:
     return ResultsFileError(f"{where}: {rule}")
 
 
+def _plain(value):
+    """A numpy scalar as the Python value it holds, so messages read ``seed=0``, not ``seed=np.int64(0)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_column(frame, column: Column, source):
     import pandas as pd
 
@@ -130,7 +135,7 @@ def check_frame(frame, schema: str | Schema, source, task: str | None = None, se
     duplicated = frame.duplicated(list(schema.key))
     if duplicated.any():
         row = int(duplicated.to_numpy().nonzero()[0][0])
-        key = ", ".join(f"{k}={frame[k].iloc[row]!r}" for k in schema.key)
+        key = ", ".join(f"{k}={_plain(frame[k].iloc[row])!r}" for k in schema.key)
         raise _fail(source, f"a second row for ({key}); a file has one row per {schema.key}", row)
     have_seeds = sorted(int(s) for s in frame["seed"].unique())
     if seeds is not None and have_seeds != sorted(int(s) for s in seeds):

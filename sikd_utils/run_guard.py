@@ -89,15 +89,16 @@ class FolderLock:
 
 
 def writable_folder(path, what: str) -> Path:
-    """``path`` as a folder that exists or can be made, and can be written; else a ``ValueError`` naming it."""
+    """``path`` as a folder that exists or can be made, and can be written (checked, not made); else an
+    ``OSError`` naming it (``NotADirectoryError``, ``PermissionError``)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {path} is a file, expected a folder")
+        raise NotADirectoryError(f"{what} {path} is a file, expected a folder")
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path} cannot be written (no write permission on {probe})")
+        raise PermissionError(f"{what} {path} cannot be written (no write permission on {probe})")
     return path
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from fake_results import write_fake_results
+from fake_results import write_fake_ablations, write_fake_results
 from sikd_utils import evidence
 from sikd_utils.data.tasks import TASKS
 from sikd_utils.paper import FIG1
@@ -314,7 +314,11 @@ def test_take_piece_takes_what_the_piece_finished_and_nothing_older(tmp_path):
     for folder, text in ((theirs, "retested\n"), (ours, "first\n")):
         (folder / "ablations" / "parts" / "fundus").mkdir(parents=True)
         (folder / "ablations" / "parts" / "fundus" / "sikd.scores.csv").write_text(text)
-    (theirs / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").write_text("new\n")
+    new_part = write_fake_ablations(tmp_path / "made", tasks=("fundus",), seeds=(0,)) / "fundus.csv"
+    rows = pd.read_csv(new_part)
+    rows[rows["method"] == "lambda_4"].to_csv(theirs / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv",
+                                               index=False)
+    new_part = (theirs / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").read_text()
     tarball = tmp_path / "piece.tgz"
     with tarfile.open(tarball, "w:gz") as tar:
         tar.add(tmp_path / "piece" / "book", arcname="book")
@@ -328,7 +332,7 @@ def test_take_piece_takes_what_the_piece_finished_and_nothing_older(tmp_path):
     prov = json.loads((ours / "provenance.json").read_text())["tasks"]
     assert prov["polyp"]["date"] == "2026-12-02 09:00 UTC" and prov["cardiac"]["date"] == "2026-12-01 10:00 UTC"
     assert prov["fundus"]["note"] == "ours"  # an unchanged task keeps our entry
-    assert (ours / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").read_text() == "new\n"
+    assert (ours / "ablations" / "parts" / "fundus" / "lambda_4.scores.csv").read_text() == new_part
     assert (ours / "ablations" / "parts" / "fundus" / "sikd.scores.csv").read_text() == "first\n"
 
 
@@ -344,17 +348,18 @@ def test_take_piece_leaves_an_ablation_task_gathered_from_part_of_the_ablation(t
     spec = importlib.util.spec_from_file_location("take_piece", ROOT / "scripts" / "take_piece.py")
     take = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(take)
-    every = {m: {} for m in methods_for(None)}
     piece = tmp_path / "piece" / "book" / "results" / "ablations"
     ours = tmp_path / "ours"
     (ours / "ablations").mkdir(parents=True)
-    piece.mkdir(parents=True)
-    entries = {"fundus": {"methods": every, "preset": "gpu", "seeds": [0, 1], "date": "2026-12-03 00:10 UTC"},
-               "abdomen": {"methods": every, "preset": "gpu", "seeds": [0, 1, 2, 3, 4], "date": "2026-12-03 00:17 UTC"}}
-    (piece / "provenance.json").write_text(json.dumps({"tasks": entries}))
-    for task in entries:
+    write_fake_ablations(tmp_path / "two", tasks=("fundus",), seeds=(0, 1))
+    write_fake_ablations(piece, tasks=("abdomen",), seeds=(0, 1, 2, 3, 4))
+    entries = {}
+    for task, folder in (("fundus", tmp_path / "two"), ("abdomen", piece)):
         for name in (f"{task}.csv", f"{task}_training.csv"):
-            (piece / name).write_text(f"piece {task}\n")
+            (piece / name).write_bytes((folder / name).read_bytes())
+        entries[task] = {**json.loads((folder / "provenance.json").read_text())["tasks"][task], "preset": "gpu",
+                         "date": f"2026-12-03 00:1{len(entries)} UTC"}
+    (piece / "provenance.json").write_text(json.dumps({"tasks": entries}))
     (ours / "ablations" / "fundus.csv").write_text("ours, five seeds\n")
     tarball = tmp_path / "piece.tgz"
     with tarfile.open(tarball, "w:gz") as tar:
@@ -362,5 +367,5 @@ def test_take_piece_leaves_an_ablation_task_gathered_from_part_of_the_ablation(t
     said = take.take_piece(tarball, ours)
     assert any(line.startswith("left: fundus.csv") and "seed(s) [2, 3, 4]" in line for line in said), said
     assert (ours / "ablations" / "fundus.csv").read_text() == "ours, five seeds\n"
-    assert (ours / "ablations" / "abdomen.csv").read_text() == "piece abdomen\n"
+    assert (ours / "ablations" / "abdomen.csv").read_bytes() == (piece / "abdomen.csv").read_bytes()
     assert set(json.loads((ours / "ablations" / "provenance.json").read_text())["tasks"]) == {"abdomen"}
