@@ -47,7 +47,7 @@ from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, 
 from .data.tasks import TASKS
 from .gpu_usage import GpuUsage
 
-__all__ = ["ReproduceSettings", "reproduce", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
+__all__ = ["ReproduceSettings", "reproduce", "preflight", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
            "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
