@@ -90,6 +90,18 @@ def test_notebook_structure(path):
     assert "interact(" not in code and "widgets.Output" not in code
 
 
+@pytest.mark.parametrize("name", ["06_five_tasks", "07_why_sikd_works"])
+def test_reruns_happen_only_when_asked_for_with_a_time_limit(name):
+    """Training the evidence or the ablations is hours of GPU: never the default, on a GPU runtime neither."""
+    cells = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).cells
+    parameters = cells[2].source
+    assert re.search(r"^rerun = False\b", parameters, re.M), "rerun defaults to False"
+    assert re.search(r"^max_minutes = \d+", parameters, re.M), "a rerun has a time limit by default"
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    assert "cuda.is_available()" not in code, "whether to train is the reader's choice, not the runtime's"
+    assert "results as committed" in code and "committed.locate(" in code  # one way to find the results
+
+
 def _check_reader_conventions(name: str, cells) -> None:
     tags = [c.get("metadata", {}).get("tags", []) for c in cells]
     # solutions: cells tagged `solution` after the exercises, collapsed everywhere (a <details> block)
@@ -270,6 +282,8 @@ class TestNotebookRuns:
         rec, executed = _run("06_five_tasks", tmp_path, probe=PROBE_06)
         assert rec["rerun"] is False
         assert rec["source"] == str(ROOT / "book" / "results")
+        text = _outputs_text(executed.cells)  # the cost of a rerun is said before anything could train
+        assert "Showing the committed results" in text and "GPU-hours" in text
         assert sorted(rec["done"] + rec["pending"]) == sorted(rec["tasks"])
         assert not list((tmp_path / "runs").glob("*/*/seed*")), "notebook 06 must not train on a CPU"
         assert len(rec["verdict_lines"]) == len(rec["tasks"])
@@ -279,7 +293,7 @@ class TestNotebookRuns:
             assert {r["task"] for r in rec["tables"]["verdicts"]} == set(rec["done"])
             assert rec["provenance"].startswith(f"Computed from results/ ({len(rec['done'])} task(s)) by: ")
         else:
-            assert rec["provenance"] == "No evidence-run results are committed yet."
+            assert rec["provenance"] == f"No evidence-run results in {rec['source']}."
         assert rec["provenance"] in _outputs_text(executed.cells)
         pasted = _pasted("06_five_tasks")
         assert "evidence_verdicts" in pasted and pasted <= _glued(executed), "book/results.md pastes what 06 glues"
