@@ -321,6 +321,17 @@ class TestNotebookRuns:
         pasted = _pasted("06_five_tasks")
         assert "evidence_verdicts" in pasted and pasted <= _glued(executed), "book/results.md pastes what 06 glues"
 
+    def test_06_five_tasks_reruns_only_when_asked_and_says_the_cost_first(self, tmp_path):
+        """rerun=True at the tiny preset: the cost is printed before the run, whose results the notebook then shows."""
+        rec, executed = _run("06_five_tasks", tmp_path, probe=PROBE_06, rerun=True, preset="tiny",
+                             tasks=["cardiac"], seeds=[0], max_minutes=5, device="cpu")
+        assert rec["rerun"] is True and rec["source"] == str(tmp_path / "runs" / "results")
+        assert rec["done"] == ["cardiac"]
+        text = _outputs_text(executed.cells)
+        cost = text.index("Rerunning the evidence into")
+        assert "cardiac: 1 seed(s) x (teacher" in text[cost:] and "stops cleanly after 5 minutes" in text[cost:]
+        assert text.index("DONE") > cost, "the cost is said before the run starts"
+
     def test_06_five_tasks_renders_results(self, tmp_path):
         """Given a results folder, every section renders and its numbers are those of evidence.page_tables."""
         from fake_results import write_fake_results
