@@ -7,7 +7,7 @@ student, so the choice of level cannot lean towards SIKD — at the preset's sca
 source and on the realistic target at every severity. :func:`choose_levels` then names each task's "paper"
 level: the lowest level whose mean clean Dice lies within ±:data:`CLEAN_TOLERANCE` points of the paper's
 intra-domain baseline and whose target Dice at one severity lies within ±:data:`TARGET_TOLERANCE` points of
-its cross-domain baseline (the paper's Fig. 1, :data:`sikd_utils.paper.FIG1`).
+its cross-domain baseline (the paper's Fig. 1, ``sikd_utils.paper.FIG1``).
 
 Resumable like the evidence run: a finished (task, level, seed) leaves a part file under
 ``out_dir/calibration/``, its networks are checkpointed every epoch, and the same command continues. The
