@@ -17,7 +17,6 @@ provenance in ``calibration.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
