@@ -55,7 +55,7 @@ def validation_dice(
     skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
     ``mean_images=True`` feeds class-wise mean images, as the teacher is validated; ``teacher_input``
     names any input of TEACHER_INPUTS instead (a label_onehot teacher is validated on one-hot labels).
-    ``precision`` as in :class:`TrainConfig`. ``across_ranks=True`` (data-parallel training): each rank
+    ``precision`` as in :class:`~sikd_utils.train.TrainConfig`. ``across_ranks=True`` (data-parallel training): each rank
     scores a contiguous share of the slices and the pooled counts are summed over ranks, so every rank
     gets the Dice of the whole set in 1/N of the time.
     """
