@@ -86,8 +86,12 @@ class ReproduceSettings:
     families: tuple[str, ...] | None = None
     progress: bool = False
     command: str = ""
+    difficulty: int = 0  # level of the synthetic suite (sikd_utils.data.synthetic); 0 = the committed evidence
 
     def __post_init__(self):
+        from .data.synthetic import check_difficulty
+
+        self.difficulty = check_difficulty(self.difficulty)
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {sorted(TASKS)}, got {list(self.tasks)}")
@@ -105,7 +109,7 @@ class ReproduceSettings:
     def config(self, task: str) -> ExperimentConfig:
         overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
         return preset_config(self.preset, task, device=self.device, out_dir=self.out_dir,
-                             progress=self.progress, **overrides)
+                             progress=self.progress, difficulty=self.difficulty, **overrides)
 
     def severities(self) -> tuple[int, ...]:
         from .presets import preset_settings
@@ -410,7 +414,8 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
     prov = provenance(config, command=settings.command or None)
     steps = training.groupby("role", sort=False)["steps"].max().astype(int).to_dict()
     n = config.counts()
-    entry = {**prov, "preset": settings.preset, "run_key": config.run_key(_data_tag(config)),
+    entry = {**prov, "preset": settings.preset, "difficulty": config.difficulty,
+             "run_key": config.run_key(_data_tag(config)),
              "seeds": list(config.seeds), "image_size": config.image_size, "base_channels": config.base_channels,
              "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "steps_per_role": steps,
@@ -547,6 +552,34 @@ def load_results(results_dir: str | os.PathLike = "book/results"):
 
 
 # --------------------------------------------------------------------------- command line
+def difficulty_arg(text: str) -> int:
+    """``--difficulty``: a level of the synthetic suite, checked while the command line is read."""
+    import argparse
+
+    from .data.synthetic import DIFFICULTY_LEVELS, check_difficulty
+
+    try:
+        return check_difficulty(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"difficulty must be one of the levels {list(DIFFICULTY_LEVELS)}, "
+                                         f"got {text!r}") from None
+
+
+def results_dir_for(base: str, difficulty: int) -> str:
+    """Default results folder: ``base`` at difficulty 0 (the committed evidence), ``base/difficulty<k>`` above,
+    so a harder run never overwrites the difficulty-0 results."""
+    return base if not difficulty else str(Path(base) / f"difficulty{difficulty}")
+
+
+def fill_result_dirs(args) -> None:
+    """Set the result folders left out on the command line to their defaults at ``args.difficulty``."""
+    if args.results_dir is None:
+        base = "book/results/ablations" if args.command == "ablate" else "book/results"
+        args.results_dir = results_dir_for(base, args.difficulty)
+    if getattr(args, "evidence_dir", "") is None:
+        args.evidence_dir = results_dir_for("book/results", args.difficulty)
+
+
 def add_arguments(parser) -> None:
     """The options of ``python -m sikd_utils reproduce``."""
     from .presets import PRESETS
@@ -557,7 +590,11 @@ def add_arguments(parser) -> None:
                         help=f"tasks to run (default: all five: {' '.join(TASKS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
     parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-seed part files")
-    parser.add_argument("--results-dir", default="book/results", help="where finished tasks' results are written")
+    parser.add_argument("--results-dir", default=None,
+                        help="where finished tasks' results are written (default: book/results, or "
+                             "book/results/difficulty<k> at --difficulty k)")
+    parser.add_argument("--difficulty", type=difficulty_arg, default=0,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
     parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
@@ -577,5 +614,5 @@ def main(args) -> int:
                                  results_dir=args.results_dir, max_minutes=args.max_minutes, workers=args.workers,
                                  device=args.device, gpus=args.gpus,
                                  families=tuple(args.families) if args.families else None,
-                                 progress=args.progress, command=command)
+                                 progress=args.progress, command=command, difficulty=args.difficulty)
     return reproduce(settings)

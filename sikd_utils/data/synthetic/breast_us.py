@@ -39,7 +39,7 @@ DESCRIPTIONS = {
 DIFFICULTY = (
     Hardening("small lesions", "lesions up to 40 % narrower", "screening finds small lesions, a few speckle cells "
               "across"),
-    Hardening("nearly isoechoic lesions", "the lesion's echo level 60 % of the way to fat's",
+    Hardening("nearly isoechoic lesions", "the lesion's echo level 75 % of the way to fat's",
               "many solid lesions are only mildly hypoechoic: close to the fat lobules around them"),
     Hardening("fat lobules and cysts", "more and larger hypoechoic fat lobules, and up to three unlabelled cysts",
               "fat lobules and simple cysts are dark, round and lesion-sized; they are not the tumour"),
@@ -76,10 +76,10 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
     """One B-mode frame; ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings."""
     P = _draw(SHAPE, rng, sev_shape)
     A = _draw(APPEARANCE, rng_app, sev_app)
-    t = 0.0
+    t, shrink = 0.0, 1.0
     if hard is not None:
-        t = hard.t
-        P = dict(P, lesion_width=P["lesion_width"] * math.exp(-0.5 * t * hard.rng.uniform(0.2, 1.0)))
+        t, shrink = hard.t, math.exp(-0.5 * hard.t * hard.rng.uniform(0.2, 1.0))
+        P = dict(P, lesion_width=P["lesion_width"] * shrink)
     S = size
     sp = P["depth_mm"] / S
     g = (np.arange(S, dtype=_F) + 0.5) / S
@@ -125,7 +125,8 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
     aspect = (rng.uniform(0.75, 1.05) if malignant else rng.uniform(0.5, 0.75)) + P["aspect_add"]
     h = w * aspect
     lx = rng.uniform(0.3, 0.7)
-    lz = float(np.clip(np.mean(fat_b) + h + rng.uniform(0.0, 0.12), 0.1 + h, 0.85 - h))
+    h_place = h if hard is None else h / shrink  # a smaller lesion sits where the larger one would
+    lz = float(np.clip(np.mean(fat_b) + h_place + rng.uniform(0.0, 0.12), 0.1 + h_place, 0.85 - h_place))
     h_smooth = _harmonics(rng, 3)
     h_spic = _harmonics(rng, 12, kmin=5, decay=0.4)
     amp_s = (0.07 if malignant else 0.03) + P["irregularity"]
@@ -140,7 +141,7 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
     # margins: sharp-ish for malignant (their irregularity is in the outline), blurred for benign
     edge_px = (0.6 if malignant else rng.uniform(0.8, 2.5)) * S / 128
     if hard is not None:  # nearly isoechoic, with indistinct margins
-        inside = inside + _F(0.6 * t) * (_F(0.07) - inside)
+        inside = inside + _F(0.75 * t) * (_F(0.08) - inside)
         edge_px = edge_px * (1 + 3 * t)
     m = _soft((1 - rho) * w * S / edge_px)
     echo = echo * (1 - m) + inside * m

@@ -54,7 +54,7 @@ def describe_difficulty(task: str, level: int) -> str:
     if level == 0:
         return "level 0: the original suite"
     names = ", ".join(h.name for h in _MODULES[spec.key].DIFFICULTY)
-    return f"level {level}: {names} at {strength(level):.0%} of full strength"
+    return f"level {level}: {names} at {round(100 * strength(level))} % of full strength"
 
 
 def difficulty_rows(task: str) -> list[dict]:
