@@ -89,8 +89,12 @@ class ReproduceSettings:
     command: str = ""
     replace_results: bool = False  # write over another run's results in results_dir, on purpose
     debug: bool = False  # a failed job's log shows its traceback
+    difficulty: int = 0  # level of the synthetic suite (sikd_utils.data.synthetic); 0 = the committed evidence
 
     def __post_init__(self):
+        from .data.synthetic import check_difficulty
+
+        self.difficulty = check_difficulty(self.difficulty)
         if self.seeds is not None:
             repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
             if repeated:
@@ -112,7 +116,7 @@ class ReproduceSettings:
     def config(self, task: str) -> ExperimentConfig:
         overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
         return preset_config(self.preset, task, device=self.device, out_dir=self.out_dir,
-                             progress=self.progress, **overrides)
+                             progress=self.progress, difficulty=self.difficulty, **overrides)
 
     def severities(self) -> tuple[int, ...]:
         from .presets import preset_settings
@@ -469,7 +473,8 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
     prov = provenance(config, command=settings.command or None)
     steps = training.groupby("role", sort=False)["steps"].max().astype(int).to_dict()
     n = config.counts()
-    entry = {**prov, "preset": settings.preset, "run_key": config.run_key(_data_tag(config)),
+    entry = {**prov, "preset": settings.preset, "difficulty": config.difficulty,
+             "run_key": config.run_key(_data_tag(config)),
              "seeds": list(config.seeds), "image_size": config.image_size, "base_channels": config.base_channels,
              "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "steps_per_role": steps,
@@ -645,6 +650,34 @@ def load_results(results_dir: str | os.PathLike = "book/results"):
 
 
 # --------------------------------------------------------------------------- command line
+def difficulty_arg(text: str) -> int:
+    """``--difficulty``: a level of the synthetic suite, checked while the command line is read."""
+    import argparse
+
+    from .data.synthetic import DIFFICULTY_LEVELS, check_difficulty
+
+    try:
+        return check_difficulty(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"difficulty must be one of the levels {list(DIFFICULTY_LEVELS)}, "
+                                         f"got {text!r}") from None
+
+
+def results_dir_for(base: str, difficulty: int) -> str:
+    """Default results folder: ``base`` at difficulty 0 (the committed evidence), ``base/difficulty<k>`` above,
+    so a harder run never overwrites the difficulty-0 results."""
+    return base if not difficulty else str(Path(base) / f"difficulty{difficulty}")
+
+
+def fill_result_dirs(args) -> None:
+    """Set the result folders left out on the command line to their defaults at ``args.difficulty``."""
+    if args.results_dir is None:
+        base = "book/results/ablations" if args.command == "ablate" else "book/results"
+        args.results_dir = results_dir_for(base, args.difficulty)
+    if getattr(args, "evidence_dir", "") is None:
+        args.evidence_dir = results_dir_for("book/results", args.difficulty)
+
+
 def add_arguments(parser) -> None:
     """The options of ``python -m sikd_utils reproduce``."""
     from .presets import PRESETS
@@ -655,7 +688,11 @@ def add_arguments(parser) -> None:
                         help=f"tasks to run (default: all five: {' '.join(TASKS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
     parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-seed part files")
-    parser.add_argument("--results-dir", default="book/results", help="where finished tasks' results are written")
+    parser.add_argument("--results-dir", default=None,
+                        help="where finished tasks' results are written (default: book/results, or "
+                             "book/results/difficulty<k> at --difficulty k)")
+    parser.add_argument("--difficulty", type=difficulty_arg, default=0,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
     parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
@@ -679,5 +716,5 @@ def main(args) -> int:
                                  device=args.device, gpus=args.gpus,
                                  families=tuple(args.families) if args.families else None,
                                  progress=args.progress, command=command, replace_results=args.replace_results,
-                                 debug=getattr(args, "debug", False))
+                                 debug=getattr(args, "debug", False), difficulty=args.difficulty)
     return reproduce(settings)
