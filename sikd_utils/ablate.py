@@ -46,9 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ablations as ab
-from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, Unfinishable, _data_tag,
-                        _Deadline, _print, _splits, _write_atomic, closing_status, difficulty_arg, outcome_detail,
-                        preflight, run_jobs)
+from .jobs import Deadline as _Deadline
+from .jobs import TimeUp, Unfinishable, _print, closing_status, outcome_detail, run_jobs
+from .jobs import write_atomic as _write_atomic
+from .reproduce import SCORE_COLUMNS, ReproduceSettings, _data_tag, _splits, difficulty_arg, preflight
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
            "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "measured_epoch_seconds", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
@@ -656,7 +657,7 @@ RETRY_MIN_LEFT_SECONDS = 120.0
 
 
 def ablate(settings: AblationSettings, log=_print) -> int:
-    """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``.
+    """Run (or continue) the ablations; returns :data:`~sikd_utils.jobs.EXIT_DONE` or ``EXIT_UNFINISHED``.
 
     What it cannot honour is refused before any work (:func:`~sikd_utils.reproduce.preflight`, and a parts folder
     that cannot be written); a piece of the same run (some ``variants`` or ``seeds``) may write its part files
