@@ -157,7 +157,7 @@ def render_cases(
     ``APPEARANCE`` parameters (one number for all, or name -> severity). ``transform`` is an extra image
     change applied after normalisation and followed by a second normalisation, as real data would be
     normalised after a device changed it. ``name`` replaces ``domain`` in ``Case.domain`` and the case id.
-    ``difficulty`` is the suite's level (:mod:`.difficulty`), 0 the original phantoms.
+    ``difficulty`` is the suite's level (``sikd_utils.data.synthetic.difficulty``), 0 the original phantoms.
     """
     spec = get_task(task)
     difficulty = check_difficulty(difficulty)
