@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import time
 from typing import Callable, Sequence
@@ -49,7 +50,8 @@ from .train import (DISTILLED_ROLES, SKIP_FREE_ROLES, TrainConfig, TrainResult, 
                     _check_train_inputs, _epoch_batches, _prepare_teacher, _set_lr, _use_batched_augmentation,
                     learning_rate)
 
-__all__ = ["PackedNetworks", "packed_step", "packed_validation_dice", "train_packed", "SHARED_SETTINGS"]
+__all__ = ["PackedNetworks", "packed_step", "packed_validation_dice", "train_packed", "train_roles_packed",
+           "SHARED_SETTINGS"]
 
 #: TrainConfig fields every network of a pack must share (one optimiser, one data loader shape, one device)
 SHARED_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma", "device", "precision",
@@ -374,4 +376,49 @@ def train_packed(models: Sequence[torch.nn.Module], train_data, configs: Sequenc
         model.load_state_dict(state if state is not None else pack.state_dict(i))
         model.eval()
         results[order[i]] = TrainResult(model, histories[i], epoch, dice, None, config)
+    return results
+
+
+def train_roles_packed(config, splits, roles: Sequence[str], seeds: Sequence[int],
+                       pack_size: int | None = None) -> dict:
+    """:func:`sikd_utils.orchestration.train_roles` for several seeds at once, packed: returns
+    ``(seed, role) -> TrainResult`` for the same networks, data and settings (no run folder: nothing is
+    saved or reused). The teachers of the distilled roles train first; then every other role. Within a
+    stage, networks that can share a pack (same architecture and :data:`SHARED_SETTINGS`) do, at most
+    ``pack_size`` at a time (None: all; a smaller pack needs less device memory)."""
+    from .data.slices import SliceDataset
+    from .orchestration import TEACHER_OF
+
+    if pack_size is not None and (isinstance(pack_size, bool) or not isinstance(pack_size, int) or pack_size < 1):
+        raise ValueError(f"pack_size must be a positive integer or None, got {pack_size!r}")
+    if not seeds:
+        raise ValueError("train_roles_packed needs at least one seed")
+    train_ds = SliceDataset(splits.train, config.image_size, augment=config.augment, foreground_only=True,
+                            seed=config.data_seed)
+    val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
+    needed = [TEACHER_OF[r] for r in roles if r in TEACHER_OF]
+    missing = [t for t in needed if t not in roles]
+    if missing:
+        raise ValueError(f"roles {tuple(roles)} need their teachers {tuple(missing)} among them")
+    stages = [[r for r in roles if r in needed], [r for r in roles if r not in needed]]
+    results = {}
+    for stage in stages:
+        groups: dict = {}
+        for role in stage:
+            for seed in seeds:
+                model, train_config = config.build_model(role, seed=seed), config.train_config(role, seed)
+                train_config = dataclasses.replace(train_config, progress=False)
+                key = (tuple(sorted(architecture_of(model).items())),
+                       tuple(getattr(train_config, k) for k in SHARED_SETTINGS))
+                groups.setdefault(key, []).append((seed, role, model, train_config))
+        for members in groups.values():
+            size = pack_size or len(members)
+            for start in range(0, len(members), size):
+                chunk = members[start:start + size]
+                teachers = [results[(s, TEACHER_OF[r])].model if r in TEACHER_OF else None for s, r, _, _ in chunk]
+                trained = train_packed([m for _, _, m, _ in chunk], train_ds, [c for _, _, _, c in chunk], val_ds,
+                                       teachers=teachers, data_identity=splits.identity)
+                for (seed, role, _, train_config), result in zip(chunk, trained):
+                    result.extra["steps"] = train_config.epochs * -(-len(train_ds) // train_config.batch_size)
+                    results[(seed, role)] = result
     return results

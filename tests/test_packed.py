@@ -144,3 +144,30 @@ def test_bad_packs_are_refused_with_the_reason(data):
         train_packed([net("student", 0)], train_ds, [config("student", 0)], teachers=[None])
     with pytest.raises(ValueError, match="expect inputs"):
         PackedNetworks([net("baseline", 0)])(torch.zeros(2, 4, 3, SIZE, SIZE, dtype=torch.float64))
+
+
+def test_train_roles_packed_trains_teachers_first_then_packs_the_rest(monkeypatch):
+    """Every (seed, role) of the evidence comes back; teachers pack apart from (and before) their students."""
+    from sikd_utils import packed as packed_module
+    from sikd_utils.configuration import preset_config, synthetic_splits
+    from sikd_utils.reproduce import ROLES
+
+    config = preset_config("tiny", "fundus", device="cpu", out_dir=None, progress=False, seeds=(0, 1))
+    splits = synthetic_splits(config)
+    packs = []
+    original = packed_module.train_packed
+
+    def recording(models, data, configs, *args, **kwargs):
+        packs.append(sorted((c.role, c.seed) for c in configs))
+        return original(models, data, configs, *args, **kwargs)
+
+    monkeypatch.setattr(packed_module, "train_packed", recording)
+    results = packed_module.train_roles_packed(config, splits, ROLES, (0, 1))
+    assert packs == [[("raw_teacher", 0), ("raw_teacher", 1), ("teacher", 0), ("teacher", 1)],
+                     [("baseline", 0), ("baseline", 1), ("control", 0), ("control", 1), ("student", 0), ("student", 1)]]
+    assert sorted(results) == sorted((s, r) for s in (0, 1) for r in ROLES)
+    assert all(r.config.role == role and r.config.seed == seed for (seed, role), r in results.items())
+    with pytest.raises(ValueError, match="need their teachers"):
+        packed_module.train_roles_packed(config, splits, ("student",), (0,))
+    with pytest.raises(ValueError, match="pack_size"):
+        packed_module.train_roles_packed(config, splits, ROLES, (0,), pack_size=0)
