@@ -43,12 +43,13 @@ from torch.utils.data import DataLoader
 
 from . import distributed
 from .backbones import is_segmenter
-from .distill import SIKDLoss, check_finite, sikd_loss, teacher_input_function
+from .averaging import class_wise_mean
+from .distill import SIKDLoss, sikd_loss, teacher_input_function
 from .models import DEPTH, FEATURE_LAYERS, architecture_of
 from .runtime import autocast, resolve_device, resolve_precision, set_seed
-from .train import (DISTILLED_ROLES, SKIP_FREE_ROLES, TrainConfig, TrainResult, _batch, _check_teacher,
-                    _check_train_inputs, _epoch_batches, _prepare_teacher, _set_lr, _use_batched_augmentation,
-                    learning_rate)
+from .train import (DISTILLED_ROLES, SKIP_FREE_ROLES, TrainConfig, TrainResult, _batch, _check_labels,
+                    _check_teacher, _check_train_inputs, _epoch_batches, _prepare_teacher, _set_lr,
+                    _use_batched_augmentation, learning_rate)
 
 __all__ = ["PackedNetworks", "packed_step", "packed_validation_dice", "train_packed", "train_roles_packed",
            "SHARED_SETTINGS"]
@@ -184,6 +185,8 @@ def packed_step(pack: PackedNetworks, optimizer, images, labels, inputs: Sequenc
         raise ValueError(f"packed_step needs one input function per network ({len(pack)}, got {len(inputs)}) and "
                          f"one teacher input and weight per distilled network ({distilled}, got "
                          f"{len(teacher_inputs)} and {len(weights)})")
+    if check_values:  # once for the whole stack (one host sync), not once per network
+        _check_labels(labels, pack.num_classes, "packed_step labels")
     with autocast():
         if distilled:
             with torch.no_grad():
@@ -194,18 +197,17 @@ def packed_step(pack: PackedNetworks, optimizer, images, labels, inputs: Sequenc
         for i in range(len(pack)):
             if i < distilled:
                 losses.append(sikd_loss(logits[i], features[i], teacher_features[i], labels[i], weights[i], method,
-                                        teacher_logits[i], temperature, check_values))
+                                        teacher_logits[i], temperature, check_values=False))
             else:
                 ce = F.cross_entropy(logits[i].float(), labels[i])
                 losses.append(SIKDLoss(ce, ce, torch.zeros((), device=images.device)))
-    if check_values:
-        for i, loss in enumerate(losses):
-            try:
-                check_finite(loss)
-            except FloatingPointError as err:
-                raise FloatingPointError(f"packed network {i}: {err}") from None
+    totals = torch.stack([loss.total for loss in losses])
+    if check_values and not bool(torch.isfinite(totals).all()):  # check_finite, for all networks in one sync
+        bad = [i for i, value in enumerate(totals.tolist()) if not np.isfinite(value)]
+        raise FloatingPointError(f"packed network(s) {bad}: the loss became {totals[bad[0]].item()}: check the data "
+                                 "for NaN/inf or lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
-    torch.stack([loss.total for loss in losses]).sum().backward()  # network i's weights reach loss i only
+    totals.sum().backward()  # network i's weights reach loss i only
     optimizer.step()
     return losses
 
@@ -246,6 +248,13 @@ def packed_validation_dice(pack: PackedNetworks, data, inputs: Sequence[Callable
         present = total[i] > 0
         scores.append(float((2 * inter[i][present] / total[i][present]).mean()) if present.any() else float("nan"))
     return scores
+
+
+def _unchecked_input(name: str) -> Callable:
+    """What the teacher sees, by name, without class_wise_mean's per-call label check (a host sync per network):
+    train_packed's labels are checked once per step (packed_step) or up front (validation data)."""
+    function = teacher_input_function(name)
+    return functools.partial(class_wise_mean, check_values=False) if function is class_wise_mean else function
 
 
 def _check_pack(models, configs, teachers, train_data, val_data, data_identity) -> None:
@@ -320,11 +329,11 @@ def train_packed(models: Sequence[torch.nn.Module], train_data, configs: Sequenc
     fused = cuda if first.fused_optimizer is None else first.fused_optimizer
     optimizer = torch.optim.Adam(pack.parameters(), lr=first.lr, weight_decay=first.weight_decay,
                                  **({"fused": True} if fused else {}))
-    step_inputs = [None if c.role in DISTILLED_ROLES or s is None else teacher_input_function(s)
+    step_inputs = [None if c.role in DISTILLED_ROLES or s is None else _unchecked_input(s)
                    for c, s in zip(configs, sees)]
-    val_inputs = [teacher_input_function(s) if c.role in SKIP_FREE_ROLES else None for c, s in zip(configs, sees)]
+    val_inputs = [_unchecked_input(s) if c.role in SKIP_FREE_ROLES else None for c, s in zip(configs, sees)]
     step = functools.partial(packed_step, pack, optimizer, inputs=step_inputs, teachers=frozen,
-                             teacher_inputs=[teacher_input_function(s) for s in sees[:distilled]],
+                             teacher_inputs=[_unchecked_input(s) for s in sees[:distilled]],
                              weights=[c.distill_weight for c in configs[:distilled]],
                              autocast=functools.partial(autocast, device, precision), method=first.distill_method,
                              layer=first.distill_layer, temperature=first.kd_temperature)
