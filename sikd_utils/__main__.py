@@ -8,6 +8,7 @@
     torchrun --nproc_per_node=2 -m sikd_utils train --task fundus --roles baseline --device cuda  # 2 GPUs, one run
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
     %(prog)s ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9   # why SIKD works
+    %(prog)s calibrate --preset gpu --levels 0 1 2 3 4 --seeds 0 1 --workers 10 --max-minutes 9   # difficulty
     %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
     %(prog)s run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
@@ -93,6 +94,10 @@ def _experiment_args(parser: argparse.ArgumentParser, test_sets: bool = True) ->
         parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false",
                             help="skip the synthetic shape-shift test set")
     parser.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data")
+    from .reproduce import difficulty_arg
+
+    parser.add_argument("--difficulty", type=difficulty_arg, default=d.difficulty,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--device", default=d.device, help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                         help="auto: bf16 on GPUs of compute capability >= 8.0, fp16 below, fp32 on CPU")
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on errors, show the full traceback")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,train,reproduce,ablate,fetch}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,train,reproduce,ablate,calibrate,fetch}",
                                 parser_class=_Parser)
     run = sub.add_parser("run", parents=[common], help="teacher, baseline and SIKD student on one task (or all)",
                          description="Train teacher, baseline and SIKD student for every seed and score them "
@@ -166,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .ablate import add_arguments as _ablate_arguments
 
     _ablate_arguments(ablation)
+    calibration = sub.add_parser("calibrate", parents=[common],
+                                 help="baselines only at each difficulty level: the suite's calibration to the "
+                                      "paper's baselines (resumable, time-limited)",
+                                 description="Train and test the plain U-Net baseline only (never SIKD) at each "
+                                             "difficulty level, and write calibration.csv.")
+    from .calibrate import add_arguments as _calibrate_arguments
+
+    _calibrate_arguments(calibration)
     fetch = sub.add_parser("fetch", parents=[common], help="download a public dataset, or print how to get a gated one",
                            description="Download and verify a public dataset, or print how to obtain a gated one.")
     fetch.add_argument("dataset", type=_dataset_key, help="dataset key, e.g. kvasir, acdc, busi")
@@ -207,6 +220,12 @@ def _targets(args) -> dict:
     return targets
 
 
+def _check_synthetic_only(args) -> None:
+    if args.source_root and args.difficulty:
+        raise UsageError(f"--difficulty {args.difficulty} sets the synthetic suite's level; real data "
+                         f"(--source-root) is as hard as it is")
+
+
 def _check_outputs(args) -> None:
     """Every place we will write to, checked before training starts (OSError: exit status 1)."""
     from .checks import check_output_file, check_writable_dir
@@ -222,8 +241,10 @@ def _run(args) -> int:
 
     pd.set_option("display.width", 160)
     if args.command in ("reproduce", "ablate"):
+        from .reproduce import fill_result_dirs
         from .run_guard import writable_folder
 
+        fill_result_dirs(args)
         writable_folder(args.out_dir, "--out-dir")  # checked, not made: a refused run leaves nothing behind
         writable_folder(args.results_dir, "--results-dir")
         if args.command == "ablate":
@@ -233,6 +254,10 @@ def _run(args) -> int:
         from .reproduce import main as reproduce_main
 
         return reproduce_main(args)
+    if args.command == "calibrate":
+        from .calibrate import main as calibrate_main
+
+        return calibrate_main(args)
     if args.command == "fetch":
         from .data.real import fetch as fetch_dataset
 
@@ -244,6 +269,7 @@ def _run(args) -> int:
         raise UsageError("--source-root and --target need a single --task (each task has its own real datasets)")
     if args.target and not args.source_root:
         raise UsageError("--target needs --source-root (the real source dataset to train on)")
+    _check_synthetic_only(args)
     targets = _targets(args)
     configs = _configs(args)
     _check_outputs(args)
@@ -280,6 +306,7 @@ def _train(args) -> int:
 
     if args.source_root and args.task == "all":
         raise UsageError("--source-root needs a single --task (each task has its own real dataset)")
+    _check_synthetic_only(args)
     configs = _configs(args)
     _check_outputs(args)
     say = print if world()[0] == 0 else (lambda *a, **k: None)

@@ -47,7 +47,8 @@ from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, 
 from .data.tasks import TASKS
 from .gpu_usage import GpuUsage
 
-__all__ = ["ReproduceSettings", "reproduce", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
+__all__ = ["ReproduceSettings", "reproduce", "preflight", "run_job", "Deadline", "TimeUp", "write_atomic",
+           "minimum_minutes", "run_jobs", "closing_status", "job_device", "load_results", "task_done", "EXIT_DONE",
            "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
@@ -88,8 +89,12 @@ class ReproduceSettings:
     command: str = ""
     replace_results: bool = False  # write over another run's results in results_dir, on purpose
     debug: bool = False  # a failed job's log shows its traceback
+    difficulty: int = 0  # level of the synthetic suite (sikd_utils.data.synthetic); 0 = the committed evidence
 
     def __post_init__(self):
+        from .data.synthetic import check_difficulty
+
+        self.difficulty = check_difficulty(self.difficulty)
         if self.seeds is not None:
             repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
             if repeated:
@@ -111,7 +116,7 @@ class ReproduceSettings:
     def config(self, task: str) -> ExperimentConfig:
         overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
         return preset_config(self.preset, task, device=self.device, out_dir=self.out_dir,
-                             progress=self.progress, **overrides)
+                             progress=self.progress, difficulty=self.difficulty, **overrides)
 
     def severities(self) -> tuple[int, ...]:
         from .presets import preset_settings
@@ -120,7 +125,8 @@ class ReproduceSettings:
 
 
 # --------------------------------------------------------------------------- files
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -131,6 +137,9 @@ def _write_atomic(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_write_atomic = write_atomic  # the name ablate imports
 
 
 def _data_tag(config: ExperimentConfig) -> str:
@@ -187,14 +196,14 @@ TEST_SECONDS_GUESS = 2.0
 _measured = {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None}
 
 
-class _Deadline:
+class Deadline:
     """Stops a job between epochs or test sets when the next one would end past ``deadline``.
 
     With ``finish_only`` it also stops a job after an epoch once the work it still has (``plan``: the epochs
     left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
     session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
     should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
-    run's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
+    run's last three epochs (× 1.1) and this process's mean test set (``TEST_SECONDS_GUESS`` before it has
     timed one). A run is judged only once it has trained two epochs in this piece, from the second on: its
     first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding,
     and can take several times as long as the next (cases in ``book/results/RUNLOG.md``). A run that has not
@@ -266,6 +275,10 @@ class _Deadline:
         epochs = len(self._epoch_times)
         return f"{epochs} epochs trained in this piece, {sum(self._epoch_times) / epochs:.1f} s/epoch"
 
+    def check_start(self) -> None:
+        """Refuse to start a job with less than ~a minute and a half left."""
+        self._check(60.0, "start")
+
     def before_eval(self, method, key) -> None:
         now = time.time()
         if self._eval_started is not None:
@@ -274,6 +287,9 @@ class _Deadline:
             _measured["tests"] += 1
         self._check(self.eval_seconds, f"testing {method} on {key}")
         self._eval_started = time.time()
+
+
+_Deadline = Deadline  # the name ablate imports
 
 
 def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float | None = None) -> dict:
@@ -297,9 +313,9 @@ def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float |
     began = time.time()
     spent_path = stem.with_suffix(".seconds")  # time this job spent in earlier, stopped pieces
     spent_before = float(spent_path.read_text()) if spent_path.exists() else 0.0
-    clock = _Deadline(deadline)
+    clock = Deadline(deadline)
     try:
-        clock._check(60.0, "start")  # no point starting a job with less than ~a minute and a half left
+        clock.check_start()
         splits = _splits(settings, config)
         results = train_roles(config, splits, ROLES, seed, callbacks=(clock.after_epoch,))
         models = {m: results[METHOD_ROLES[m]].model for m in EVIDENCE_METHODS}
@@ -457,7 +473,8 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
     prov = provenance(config, command=settings.command or None)
     steps = training.groupby("role", sort=False)["steps"].max().astype(int).to_dict()
     n = config.counts()
-    entry = {**prov, "preset": settings.preset, "run_key": config.run_key(_data_tag(config)),
+    entry = {**prov, "preset": settings.preset, "difficulty": config.difficulty,
+             "run_key": config.run_key(_data_tag(config)),
              "seeds": list(config.seeds), "image_size": config.image_size, "base_channels": config.base_channels,
              "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "steps_per_role": steps,
@@ -633,6 +650,34 @@ def load_results(results_dir: str | os.PathLike = "book/results"):
 
 
 # --------------------------------------------------------------------------- command line
+def difficulty_arg(text: str) -> int:
+    """``--difficulty``: a level of the synthetic suite, checked while the command line is read."""
+    import argparse
+
+    from .data.synthetic import DIFFICULTY_LEVELS, check_difficulty
+
+    try:
+        return check_difficulty(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"difficulty must be one of the levels {list(DIFFICULTY_LEVELS)}, "
+                                         f"got {text!r}") from None
+
+
+def results_dir_for(base: str, difficulty: int) -> str:
+    """Default results folder: ``base`` at difficulty 0 (the committed evidence), ``base/difficulty<k>`` above,
+    so a harder run never overwrites the difficulty-0 results."""
+    return base if not difficulty else str(Path(base) / f"difficulty{difficulty}")
+
+
+def fill_result_dirs(args) -> None:
+    """Set the result folders left out on the command line to their defaults at ``args.difficulty``."""
+    if args.results_dir is None:
+        base = "book/results/ablations" if args.command == "ablate" else "book/results"
+        args.results_dir = results_dir_for(base, args.difficulty)
+    if getattr(args, "evidence_dir", "") is None:
+        args.evidence_dir = results_dir_for("book/results", args.difficulty)
+
+
 def add_arguments(parser) -> None:
     """The options of ``python -m sikd_utils reproduce``."""
     from .presets import PRESETS
@@ -643,7 +688,11 @@ def add_arguments(parser) -> None:
                         help=f"tasks to run (default: all five: {' '.join(TASKS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
     parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-seed part files")
-    parser.add_argument("--results-dir", default="book/results", help="where finished tasks' results are written")
+    parser.add_argument("--results-dir", default=None,
+                        help="where finished tasks' results are written (default: book/results, or "
+                             "book/results/difficulty<k> at --difficulty k)")
+    parser.add_argument("--difficulty", type=difficulty_arg, default=0,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
     parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
@@ -667,5 +716,5 @@ def main(args) -> int:
                                  device=args.device, gpus=args.gpus,
                                  families=tuple(args.families) if args.families else None,
                                  progress=args.progress, command=command, replace_results=args.replace_results,
-                                 debug=getattr(args, "debug", False))
+                                 debug=getattr(args, "debug", False), difficulty=args.difficulty)
     return reproduce(settings)
