@@ -47,9 +47,11 @@ from .averaging import class_wise_mean
 from .distill import SIKDLoss, sikd_loss, teacher_input_function
 from .models import DEPTH, FEATURE_LAYERS, architecture_of
 from .runtime import autocast, resolve_device, resolve_precision, set_seed
-from .train import (DISTILLED_ROLES, SKIP_FREE_ROLES, TrainConfig, TrainResult, _batch, _check_labels,
-                    _check_teacher, _check_train_inputs, _epoch_batches, _prepare_teacher, _set_lr,
-                    _use_batched_augmentation, learning_rate)
+from .batches import _batch, _check_labels, _epoch_batches, _use_batched_augmentation
+from .steps import _set_lr
+from .train import TrainResult
+from .train_checks import _check_teacher, _check_train_inputs, _prepare_teacher
+from .train_config import DISTILLED_ROLES, SKIP_FREE_ROLES, TrainConfig, learning_rate
 
 __all__ = ["PackedNetworks", "packed_step", "packed_validation_dice", "train_packed", "train_roles_packed",
            "SHARED_SETTINGS"]
