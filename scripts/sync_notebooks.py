@@ -23,7 +23,8 @@ CONFIG_URL = re.compile(r"^(\s+url:\s*)https://github\.com/\S+", re.M)
 
 INSTALL_CELL = '''\
 # Set-up: installs the book's package where it is missing -- from this clone, else the tagged release
-# (Colab) -- and does nothing where it is installed. It never upgrades torch, numpy or ipywidgets, and
+# (Colab) -- and does nothing where it is installed. It never upgrades torch, numpy or ipywidgets (it
+# stops and names any that is older than the book needs), shows pip's own reason if pip fails, and
 # asks for a restart only if a library already imported changed version (sikd_utils/install.py).
 # Written by scripts/sync_notebooks.py from sikd_utils/_project.py: edit those, not this cell.
 REPOSITORY, VERSION = "{repository}", "{version}"

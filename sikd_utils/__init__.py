@@ -16,7 +16,7 @@ from ._project import VERSION as __version__
 
 _SUBMODULES = ("averaging", "backbones", "configuration", "data", "distill", "env", "evaluation", "evidence",
                "experiment", "inference", "metrics", "models", "monai_backbones", "orchestration", "paper", "presets",
-               "reproduce", "runtime", "stats", "train", "viz", "lesson", "diagrams")
+               "reproduce", "results", "runtime", "stats", "train", "viz", "lesson", "diagrams")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

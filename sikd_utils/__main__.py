@@ -8,6 +8,7 @@
     torchrun --nproc_per_node=2 -m sikd_utils train --task fundus --roles baseline --device cuda  # 2 GPUs, one run
     %(prog)s reproduce --preset gpu --max-minutes 9 --workers 8   # the evidence run
     %(prog)s ablate --preset gpu --tasks fundus abdomen --workers 10 --max-minutes 9   # why SIKD works
+    %(prog)s calibrate --preset gpu --levels 0 1 2 3 4 --seeds 0 1 --workers 10 --max-minutes 9   # difficulty
     %(prog)s fetch kvasir data/kvasir  # download where public, else print instructions
     # real data: the task's real source dataset, and target datasets to test on
     %(prog)s run --task cardiac --source-root data/ACDC/database --target mnms=data/MnM
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on errors, show the full traceback")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,train,reproduce,ablate,fetch}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,gap,train,reproduce,ablate,calibrate,fetch}",
                                 parser_class=_Parser)
     run = sub.add_parser("run", parents=[common], help="teacher, baseline and SIKD student on one task (or all)",
                          description="Train teacher, baseline and SIKD student for every seed and score them "
@@ -166,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .ablate import add_arguments as _ablate_arguments
 
     _ablate_arguments(ablation)
+    calibration = sub.add_parser("calibrate", parents=[common],
+                                 help="baselines only at each difficulty level: the suite's calibration to the "
+                                      "paper's baselines (resumable, time-limited)",
+                                 description="Train and test the plain U-Net baseline only (never SIKD) at each "
+                                             "difficulty level, and write calibration.csv.")
+    from .calibrate import add_arguments as _calibrate_arguments
+
+    _calibrate_arguments(calibration)
     fetch = sub.add_parser("fetch", parents=[common], help="download a public dataset, or print how to get a gated one",
                            description="Download and verify a public dataset, or print how to obtain a gated one.")
     fetch.add_argument("dataset", type=_dataset_key, help="dataset key, e.g. kvasir, acdc, busi")
@@ -233,6 +242,10 @@ def _run(args) -> int:
         from .reproduce import main as reproduce_main
 
         return reproduce_main(args)
+    if args.command == "calibrate":
+        from .calibrate import main as calibrate_main
+
+        return calibrate_main(args)
     if args.command == "fetch":
         from .data.real import fetch as fetch_dataset
 

@@ -297,19 +297,14 @@ class Outcome(NamedTuple):
     source: Path | None            # the results folder read, None where none was found
 
 
-def _committed_results() -> Path | None:
-    """``book/results`` of the clone this package sits in, None where the package was installed alone."""
-    here = Path(__file__).resolve().parents[1] / "book" / "results"
-    return here if here.is_dir() else None
-
-
 def outcome(results_dir=None, tasks=None) -> Outcome:
     """The book's answer in one sentence, computed from the committed results (``results_dir``: default
-    the repository's ``book/results``), so the landing page and notebook 00 open with the same verdict
-    as notebook 06 and the results page, never with a typed one."""
+    the book's, found by :func:`sikd_utils.results.find_results`), so the landing page and notebook 00
+    open with the same verdict as notebook 06 and the results page, never with a typed one."""
     from .data.tasks import TASKS
+    from .results import find_results
 
-    source = Path(results_dir) if results_dir is not None else _committed_results()
+    source = Path(results_dir) if results_dir is not None else find_results()
     if source is None or not (source / "provenance.json").exists():
         return Outcome(PENDING, pd.DataFrame(), {}, source)
     scores, training, prov = load_results(source)

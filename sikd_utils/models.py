@@ -136,10 +136,10 @@ class UNet(nn.Module):
         if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"UNet's weights are {weights} but its input is {x.dtype}: convert the input "
                             f"(x.to({weights})) or the network (.to({x.dtype})), or run under autocast")
-        if x.shape[0] == 0 or x.shape[-2] == 0 or x.shape[-1] == 0:
-            raise ValueError(f"UNet got an empty input of shape {tuple(x.shape)}: batch, height and width must be >= 1")
+        if x.shape[-2] == 0 or x.shape[-1] == 0:  # an empty batch is fine: a DDP rank's idle step sends one
+            raise ValueError(f"UNet got an empty input of shape {tuple(x.shape)}: height and width must be >= 1")
         bottleneck = x.shape[0] * (padded_h // 2**DEPTH) * (padded_w // 2**DEPTH)
-        if self.training and bottleneck < 2:
+        if self.training and bottleneck == 1:
             raise ValueError(f"UNet in training mode got input {tuple(x.shape)}: its bottleneck holds one value per "
                              "channel, which batch norm cannot normalise; use a batch of 2 or more, images larger "
                              f"than {2**DEPTH} px, or model.eval()")

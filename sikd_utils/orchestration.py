@@ -126,6 +126,16 @@ def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], 
                             seed=config.data_seed)
     val_ds = SliceDataset(splits.val, config.image_size, augment=False, foreground_only=True)
     run_root = config.run_root(splits.tag)
+
+    def trained_before(teacher_role):
+        return ((teachers and teacher_role in teachers)
+                or (run_root is not None and (run_root / f"seed{seed}" / teacher_role / "best.pt").exists()))
+
+    for index, role in enumerate(roles):  # refused before any training, not after the roles before it
+        teacher_role = TEACHER_OF.get(role)
+        if teacher_role and teacher_role not in roles[:index] and not trained_before(teacher_role):
+            raise ValueError(f"role {role!r} needs a trained {teacher_role!r}: put {teacher_role!r} before "
+                             f"{role!r} in roles (got {list(roles)})")
     results = {}
     for role in roles:
         folder = run_root / f"seed{seed}" / role if run_root else None
@@ -136,11 +146,8 @@ def train_roles(config: ExperimentConfig, splits: Splits, roles: Sequence[str], 
                 teacher = results[teacher_role].model
             elif teachers and teacher_role in teachers:
                 teacher = teachers[teacher_role]
-            elif run_root is not None and (run_root / f"seed{seed}" / teacher_role / "best.pt").exists():
-                teacher = run_root / f"seed{seed}" / teacher_role
             else:
-                raise ValueError(f"role {role!r} needs a trained {teacher_role!r}: put {teacher_role!r} before "
-                                 f"{role!r} in roles")
+                teacher = run_root / f"seed{seed}" / teacher_role
         model = config.build_model(role, seed=seed)
         train_config = config.train_config(role, seed)
         role_callbacks = list(callbacks)

@@ -47,7 +47,8 @@ from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, 
 from .data.tasks import TASKS
 from .gpu_usage import GpuUsage
 
-__all__ = ["ReproduceSettings", "reproduce", "run_job", "job_device", "load_results", "task_done", "EXIT_DONE",
+__all__ = ["ReproduceSettings", "reproduce", "preflight", "run_job", "Deadline", "TimeUp", "write_atomic",
+           "minimum_minutes", "run_jobs", "closing_status", "job_device", "load_results", "task_done", "EXIT_DONE",
            "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
@@ -120,7 +121,8 @@ class ReproduceSettings:
 
 
 # --------------------------------------------------------------------------- files
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -131,6 +133,9 @@ def _write_atomic(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_write_atomic = write_atomic  # the name ablate imports
 
 
 def _data_tag(config: ExperimentConfig) -> str:
@@ -187,14 +192,14 @@ TEST_SECONDS_GUESS = 2.0
 _measured = {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None}
 
 
-class _Deadline:
+class Deadline:
     """Stops a job between epochs or test sets when the next one would end past ``deadline``.
 
     With ``finish_only`` it also stops a job after an epoch once the work it still has (``plan``: the epochs
     left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
     session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
     should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
-    run's last three epochs (× 1.1) and this process's mean test set (:data:`TEST_SECONDS_GUESS` before it has
+    run's last three epochs (× 1.1) and this process's mean test set (``TEST_SECONDS_GUESS`` before it has
     timed one). A run is judged only once it has trained two epochs in this piece, from the second on: its
     first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding,
     and can take several times as long as the next (cases in ``book/results/RUNLOG.md``). A run that has not
@@ -266,6 +271,10 @@ class _Deadline:
         epochs = len(self._epoch_times)
         return f"{epochs} epochs trained in this piece, {sum(self._epoch_times) / epochs:.1f} s/epoch"
 
+    def check_start(self) -> None:
+        """Refuse to start a job with less than ~a minute and a half left."""
+        self._check(60.0, "start")
+
     def before_eval(self, method, key) -> None:
         now = time.time()
         if self._eval_started is not None:
@@ -274,6 +283,9 @@ class _Deadline:
             _measured["tests"] += 1
         self._check(self.eval_seconds, f"testing {method} on {key}")
         self._eval_started = time.time()
+
+
+_Deadline = Deadline  # the name ablate imports
 
 
 def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float | None = None) -> dict:
@@ -297,9 +309,9 @@ def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float |
     began = time.time()
     spent_path = stem.with_suffix(".seconds")  # time this job spent in earlier, stopped pieces
     spent_before = float(spent_path.read_text()) if spent_path.exists() else 0.0
-    clock = _Deadline(deadline)
+    clock = Deadline(deadline)
     try:
-        clock._check(60.0, "start")  # no point starting a job with less than ~a minute and a half left
+        clock.check_start()
         splits = _splits(settings, config)
         results = train_roles(config, splits, ROLES, seed, callbacks=(clock.after_epoch,))
         models = {m: results[METHOD_ROLES[m]].model for m in EVIDENCE_METHODS}

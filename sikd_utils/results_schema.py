@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultsFileError", "SCHEMAS", "check_frame", "read_checked_csv", "read_provenance",
+__all__ = ["ResultsFileError", "Column", "Schema", "SCHEMAS", "check_frame", "read_checked_csv", "read_provenance",
            "check_entry", "check_task_files", "unknown_commits"]
 
 
@@ -31,6 +31,8 @@ class ResultsFileError(ValueError):
 
 @dataclass(frozen=True)
 class Column:
+    """One column a file must have: its kind ("int", "float" or "str"), bounds, and whether it may be empty."""
+
     name: str
     kind: str  # "int", "float" or "str"
     low: float | None = None
@@ -40,6 +42,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Schema:
+    """A file kind: its columns, the key that names one row, and the column every seed must share."""
+
     kind: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
@@ -56,6 +60,7 @@ _TRAINING_COLUMNS = (Column("task", "str"), Column("seed", "int", 0), Column("ro
                      Column("steps", "int", 0), Column("train_seconds", "float", 0),
                      Column("gate", "str", nullable=True))
 
+#: the schema of each results file kind, by name
 SCHEMAS: dict[str, Schema] = {
     # <task>.csv of the evidence run, ablations/<task>.csv and the ablations' <method>.scores.csv parts
     "scores": Schema("scores", _SCORE_COLUMNS, ("task", "seed", "method", "family", "severity"), "method"),

@@ -40,12 +40,10 @@ float rounding: see :mod:`sikd_utils.distributed`.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
 import functools
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,21 +51,18 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from . import distributed
-from .averaging import class_wise_mean
 from .checkpoints import (BEST, CHECKPOINT_FORMAT, LAST, RESUME_KEYS, load_model, read_checkpoint,
                           remove_stale_temporaries, save_checkpoint)
 from .checkpoints import checkpoint_architecture as _architecture
 from .checks import check_bool, check_float, check_int, check_writable_dir
 from .data.identity import describe_identity, differences
-from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, from_architecture,
-                        is_segmenter)
-from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, SIKDLoss, check_choice,
-                      check_finite, sikd_step, teacher_input_function)
+from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, is_segmenter)
+from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, check_choice,
+                      sikd_step, teacher_input_function)
 from .models import FEATURE_LAYERS, UNet, architecture_of
 from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
@@ -305,239 +300,9 @@ def _teacher_architecture(student, teacher_input: str | None, teacher_skips: boo
 
 
 # --------------------------------------------------------------------------- training
-def _batch(batch, device: torch.device, channels_last: bool,
-           check_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(batch, dict):
-        images, labels = batch["image"], batch["label"]
-    else:
-        images, labels = batch[0], batch[1]
-    if check_classes is not None:  # on the host, before the copy: the compiled step checks nothing itself
-        _check_labels(labels, check_classes, "train_data batch")
-    images = images.to(device, non_blocking=True).float()
-    labels = labels.to(device, non_blocking=True).long()
-    if labels.ndim == images.ndim:
-        labels = labels[:, 0]
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels
-
-
-@torch.no_grad()
-def validation_dice(
-    model: UNet,
-    data: Dataset,
-    num_classes: int | None = None,
-    mean_images: bool = False,
-    batch_size: int = 32,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    teacher_input: str | None = None,
-    across_ranks: bool = False,
-) -> float:
-    """Mean foreground Dice over a validation set of 2D slices (model selection only).
-
-    Intersections and sizes are pooled over all slices per class (classes absent everywhere are
-    skipped), then averaged over classes. The published per-case metrics live in ``metrics``.
-    ``mean_images=True`` feeds class-wise mean images, as the teacher is validated; ``teacher_input``
-    names any input of TEACHER_INPUTS instead (a label_onehot teacher is validated on one-hot labels).
-    ``precision`` as in :class:`TrainConfig`. ``across_ranks=True`` (data-parallel training): each rank
-    scores a contiguous share of the slices and the pooled counts are summed over ranks, so every rank
-    gets the Dice of the whole set in 1/N of the time.
-    """
-    if mean_images and teacher_input not in (None, "mean_image"):
-        raise ValueError(f"mean_images=True contradicts teacher_input={teacher_input!r}; pass one of them")
-    transform = teacher_input_function("mean_image" if mean_images else teacher_input) \
-        if (mean_images or teacher_input) else None
-    device = resolve_device(device)
-    precision = resolve_precision(precision, device)
-    num_classes = num_classes or model.num_classes
-    was_training = model.training
-    model.eval()
-    inter = torch.zeros(num_classes, dtype=torch.float64, device=device)
-    total = torch.zeros(num_classes, dtype=torch.float64, device=device)
-    order = torch.arange(len(data))
-    if across_ranks:
-        order = distributed.rank_share(order, *distributed.world())
-    if callable(getattr(data, "batch", None)):  # SliceDataset: slices straight from its stored tensors
-        batches = (data.batch(order[i:i + batch_size], device=device) for i in range(0, len(order), batch_size))
-    else:
-        subset = data if len(order) == len(data) else torch.utils.data.Subset(data, order.tolist())
-        batches = (_batch(b, device, channels_last=False) for b in DataLoader(subset, batch_size=batch_size))
-    try:
-        for images, labels in batches:
-            if transform is not None:
-                images = transform(images, labels, num_classes)
-            with autocast(device, precision):
-                logits, _ = model(images)
-            pred = logits.argmax(1)
-            for k in range(1, num_classes):
-                p, t = pred == k, labels == k
-                inter[k] += (p & t).sum()
-                total[k] += p.sum() + t.sum()
-    finally:
-        model.train(was_training)
-    if across_ranks:
-        distributed.all_reduce(inter)
-        distributed.all_reduce(total)
-    inter, total = inter.cpu(), total.cpu()
-    present = total[1:] > 0
-    if not present.any():
-        return float("nan")
-    return float((2 * inter[1:][present] / total[1:][present]).mean())
-
-
-def _use_batched_augmentation(config: TrainConfig, data, cuda: bool) -> bool:
-    """Whether this run augments whole batches on its device (see ``TrainConfig.batched_augmentation``)."""
-    able = callable(getattr(data, "batch", None))
-    if config.batched_augmentation and not able:
-        raise ValueError(f"batched_augmentation=True needs a dataset with a batch(indices, epoch, device) "
-                         f"method (SliceDataset); got {type(data).__name__}")
-    return able if config.batched_augmentation is None and cuda else bool(config.batched_augmentation)
-
-
-def _epoch_batches(data, config: TrainConfig, epoch: int, generator: torch.Generator, device: torch.device,
-                   channels_last: bool, batched: bool, check_classes: int | None = None):
-    """The epoch's (images, labels) batches on ``device``. The batched path takes its indices from a
-    shuffling DataLoader over ``range(len(data))`` with the same generator, so both paths see the same
-    items in the same batches (whatever the DataLoader draws from the generator, in whatever order).
-    ``check_classes``: check every batch's labels lie in [0, check_classes) (for the compiled step),
-    except those of a dataset whose stored labels were all checked before training."""
-    if not batched:
-        loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator,
-                            num_workers=config.num_workers, pin_memory=device.type == "cuda",
-                            persistent_workers=False)
-        for batch in loader:
-            yield _batch(batch, device, channels_last, check_classes)
-        return
-    if isinstance(getattr(data, "labels", None), torch.Tensor):  # SliceDataset: checked by _check_data
-        check_classes = None
-    for index in DataLoader(range(len(data)), batch_size=config.batch_size, shuffle=True, generator=generator):
-        images, labels = data.batch(index, epoch, device)
-        if check_classes is not None:
-            _check_labels(labels, check_classes, "train_data batch")
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        yield images, labels
-
-
-def _rank_batches(data, config: TrainConfig, epoch: int, generator: torch.Generator, device: torch.device,
-                  channels_last: bool, batched: bool, rank: int, world_size: int):
-    """This rank's share of each of the epoch's global batches, as (images, labels, global batch size).
-
-    The global batches are one process's (the same shuffling DataLoader over ``range(len(data))`` and the
-    same generator as :func:`_epoch_batches`); each is cut into contiguous shares
-    (:func:`sikd_utils.distributed.rank_share`), so a step's shares together are one process's batch.
-    A share can be empty (a last batch with fewer items than ranks): it comes as an empty batch.
-    """
-    order = DataLoader(range(len(data)), batch_size=config.batch_size, shuffle=True, generator=generator)
-    shares = [(distributed.rank_share(index, rank, world_size), len(index)) for index in order]
-    if batched:
-        for share, global_batch in shares:
-            images, labels = data.batch(share, epoch, device)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels, global_batch
-        return
-    # items augmented per item in DataLoader workers, as in one process; empty shares skip the loader
-    loaded = iter(DataLoader(data, batch_sampler=[share.tolist() for share, _ in shares if len(share)],
-                             num_workers=config.num_workers, pin_memory=device.type == "cuda"))
-    for share, global_batch in shares:
-        batch = _batch(next(loaded), device, channels_last) if len(share) else _empty_batch(data, device)
-        yield (*batch, global_batch)
-
-
-def _empty_batch(data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of no items shaped like ``data``'s (for a rank left without a share)."""
-    image, label = _first_item(data, "train_data")
-    return (torch.zeros((0, *image.shape), dtype=torch.float32, device=device),
-            torch.zeros((0, *image.shape[1:]), dtype=torch.int64, device=device))
-
-
-def _idle_step(model, optimizer, images, autocast, scaler) -> None:
-    """The step of a rank with an empty share: it runs what every rank must run together (global
-    batch-norm statistics in the forward pass, DDP's gradient average in the backward pass) and
-    contributes a zero gradient, so the other ranks' weighted losses make the step alone."""
-    with autocast():
-        logits, _ = model(images)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(logits.float().sum() * 0).backward()
-    scaler.step(optimizer)
-    scaler.update()
-
-
-def _supervised_step(model, optimizer, images, labels, num_classes: int, inputs, autocast, scaler,
-                     check_values: bool = True) -> SIKDLoss:
-    """One cross-entropy step: the teacher's (on ``inputs(images, labels, num_classes)``, the class-wise
-    mean images for SIKD) or, with ``inputs=None``, the baseline's (raw images). ``check_values=False``
-    skips the loss's finiteness check, as sikd_step's does (train()'s compiled step checks outside it)."""
-    with autocast():
-        if inputs is not None:
-            images = inputs(images, labels, num_classes)
-        logits, _ = model(images)
-        ce = F.cross_entropy(logits.float(), labels)
-        loss = SIKDLoss(ce, ce, torch.zeros((), device=images.device))
-    if check_values:
-        check_finite(loss)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss.total).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss
-
-
-# torch.compile's backend for compile_step; tests swap in "aot_eager" to check the plumbing without
-# inductor's C++ compilation (minutes on a small CPU)
-_COMPILE_BACKEND = "inductor"
-
-
-def _compiled_step(config: TrainConfig, model, teacher, optimizer, num_classes: int, inputs, autocast,
-                   scaler) -> Callable:
-    """The step train() runs uncompiled — sikd_step for a distilled role, _supervised_step otherwise — with
-    everything but (images, labels) bound, compiled as ``config.compile_step`` says. It runs without the
-    checks that read values back (host syncs: torch.compile would break the graph at each, and CUDA graphs
-    cannot hold them): train() checks the labels before each batch is copied and the loss once per epoch.
-    Shapes are static: a smaller last batch compiles (and, with CUDA graphs, records) a second graph."""
-    if inputs is class_wise_mean:  # the labels are checked before the step
-        inputs = functools.partial(class_wise_mean, check_values=False)
-    if teacher is not None:
-        step = functools.partial(sikd_step, model, teacher, optimizer, weight=config.distill_weight,
-                                 autocast=autocast, teacher_input=inputs, scaler=scaler,
-                                 method=config.distill_method, layer=config.distill_layer,
-                                 temperature=config.kd_temperature, check_values=False)
-    else:
-        step = functools.partial(_supervised_step, model, optimizer, num_classes=num_classes, inputs=inputs,
-                                 autocast=autocast, scaler=scaler, check_values=False)
-    mode = "reduce-overhead" if config.compile_step == "cuda_graphs" else None
-    return torch.compile(lambda images, labels: step(images=images, labels=labels), backend=_COMPILE_BACKEND,
-                         mode=mode, dynamic=False)
-
-
-def _adam(model, config: TrainConfig, fused: bool, tensor_lr: bool) -> torch.optim.Adam:
-    """The run's Adam. ``fused``: one kernel for all parameters (fused=None keeps torch's default, foreach
-    on CUDA). ``tensor_lr``: the learning rate as a tensor, so a compiled step sees each epoch's rate
-    without compiling again (a Python float is a constant of the graph); torch accepts a tensor rate
-    with fused or single-tensor Adam only."""
-    lr = torch.tensor(config.lr, device=next(model.parameters()).device) if tensor_lr else config.lr
-    options = {"fused": True} if fused else {"foreach": False} if tensor_lr else {}  # none: torch's default
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay, **options)
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)  # in place: the compiled step reads this very tensor
-        else:
-            group["lr"] = lr
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Load a checkpoint's optimizer state but keep this run's implementation (fused or not, float or
-    tensor learning rate): the saved state is the same whichever wrote it, and load_state_dict would
-    otherwise take the writer's flags along with its hyper-parameters."""
-    own = ("lr", "fused", "foreach", "capturable", "differentiable")
-    groups = [{**saved, **{k: group[k] for k in own if k in group}}
-              for saved, group in zip(state["param_groups"], optimizer.param_groups)]
-    optimizer.load_state_dict({**state, "param_groups": groups})
+from .batches import (_check_labels, _epoch_batches, _first_item, _rank_batches,  # noqa: E402
+                      _use_batched_augmentation, validation_dice)
+from .steps import (_adam, _compiled_step, _idle_step, _load_optimizer, _set_lr, _supervised_step)  # noqa: E402
 
 
 def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student",
@@ -623,31 +388,6 @@ def _dataset_identity(data) -> dict:
     if hasattr(data, "fingerprint"):
         return {"type": type(data).__name__, "length": len(data), "digest": data.fingerprint()}
     return {"type": f"{type(data).__module__}.{type(data).__qualname__}", "length": len(data)}
-
-
-def _first_item(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        item = data[0]
-    except Exception as err:
-        raise ValueError(f"{name}[0] cannot be read ({type(err).__name__}: {err})") from err
-    if isinstance(item, dict):
-        if "image" not in item or "label" not in item:
-            raise ValueError(f"{name} items must hold 'image' and 'label', got keys {sorted(item)}")
-        image, label = item["image"], item["label"]
-    elif isinstance(item, (tuple, list)) and len(item) >= 2:
-        image, label = item[0], item[1]
-    else:
-        raise TypeError(f"{name} items must be dicts with 'image' and 'label' or (image, label) pairs, "
-                        f"got {type(item).__name__}")
-    return torch.as_tensor(image), torch.as_tensor(label)
-
-
-def _check_labels(label: torch.Tensor, num_classes: int, where: str) -> None:
-    if label.dtype.is_floating_point or label.dtype.is_complex or label.dtype == torch.bool:
-        raise TypeError(f"{where}: labels must be integer class indices, got dtype {label.dtype}")
-    if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
-        raise ValueError(f"{where}: label values must lie in [0, {num_classes}) for a model with "
-                         f"num_classes={num_classes}, found [{int(label.min())}, {int(label.max())}]")
 
 
 def _check_data(data, name: str, model: UNet, image_channels: bool = True) -> None:

@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 
-#: The width of a book figure in inches, the content column's 680 px at 100 dpi: a figure is shown at
-#: the size it was drawn, so its text keeps the size it was given.
+#: The width of a book figure in inches (the content column's 680 px at 100 dpi), so that a figure is
+#: shown at the size it was drawn and its text keeps the size it was given.
 FIGURE_WIDTH = 7.0
 #: Smallest font size (points) in a book figure; at :data:`FIGURE_WIDTH` it is what the reader gets.
 MIN_FONT = 9

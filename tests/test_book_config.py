@@ -135,3 +135,17 @@ def test_api_docstrings_build_without_warnings(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_the_differences_table_reads_the_preset():
+    """The results page's table of differences from the paper comes from presets.py, not typed text."""
+    from sikd_utils import paper
+    from sikd_utils.presets import PRESETS
+
+    table = paper.differences("gpu").set_index("What")
+    column = "This book (gpu preset)"
+    assert table.loc["Image size", column] == f"{PRESETS['gpu']['image_size']} px"
+    assert table.loc["Batch size", column] == str(PRESETS["gpu"]["batch_size"])
+    assert str(PRESETS["gpu"]["n_images"][2]) in table.loc["Test set size", column]
+    assert table.loc["Image size", "Paper"] == "256 px"
+    assert "{paper-differences} gpu" in (Path(__file__).resolve().parents[1] / "book" / "results.md").read_text()

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from sikd_utils import steps as steps_module
 from sikd_utils import train as train_module
 from sikd_utils.train import TrainConfig, build_model, train
 
@@ -40,7 +41,7 @@ def _cfg(role="baseline", **kw):
 
 @pytest.fixture
 def traced(monkeypatch):
-    monkeypatch.setattr(train_module, "_COMPILE_BACKEND", "eager")
+    monkeypatch.setattr(steps_module, "_COMPILE_BACKEND", "eager")
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()

@@ -25,16 +25,28 @@ MISSING = "sikd_test_not_installed_pkg"
 
 
 class FakePip:
-    """Stands in for subprocess.run: records the pip command and the constraints it was given."""
+    """Stands in for subprocess.run: records the pip command and the constraints it was given, and
+    answers with ``returncode`` and ``output`` (what pip printed, stdout and stderr together)."""
 
-    def __init__(self, returncode=0):
-        self.returncode = returncode
+    def __init__(self, returncode=0, output=""):
+        self.returncode, self.output = returncode, output
         self.commands, self.constraints = [], []
 
     def __call__(self, command, **kwargs):
         self.commands.append(command)
         self.constraints.append(Path(command[command.index("-c") + 1]).read_text())
-        return subprocess.CompletedProcess(command, self.returncode)
+        return subprocess.CompletedProcess(command, self.returncode, stdout=self.output)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """No test reaches GitHub: a release's pyproject.toml cannot be fetched (its floors are then left to pip)."""
+    import urllib.request
+
+    def offline(url, timeout=None):
+        raise OSError(f"no network in tests ({url})")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
 
 
 def _fake_checkout(tmp_path: Path) -> Path:
@@ -98,6 +110,95 @@ def test_pip_failure_is_a_clear_error(tmp_path):
         install.ensure("owner/name", "2.0", cwd=tmp_path, package=MISSING, run=FakePip(returncode=1), modules={})
 
 
+# --------------------------------------------------------------------------- floors and pip's reason
+COLAB_OLD_TORCH = {"torch": "2.10.0+cu126", "numpy": "2.0.2", "ipywidgets": "7.7.1"}.__getitem__
+
+
+def test_floors_are_read_from_the_package_declaration():
+    import tomllib
+
+    declared = install.requirements_of(ROOT)
+    assert declared == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = install.floors(declared)
+    assert set(floors) == set(install.KEEP) and floors["torch"] == "2.11"
+
+
+def test_floors_of_a_wheel_come_from_its_metadata(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "sikd_utils-9.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("sikd_utils-9.0.dist-info/METADATA", "Name: sikd-utils\nRequires-Dist: torch>=2.13\n"
+                   "Requires-Dist: numpy>=1.24\nRequires-Dist: pytest>=7.0; extra == \"test\"\n")
+    assert install.requirements_of(wheel) == ["torch>=2.13", "numpy>=1.24"]
+    assert install.floors(install.requirements_of(wheel)) == {"torch": "2.13", "numpy": "1.24"}
+
+
+def test_below_floor_compares_release_numbers():
+    floors = {"torch": "2.11", "numpy": "1.24", "ipywidgets": "7.7"}
+    assert install.below_floor({"torch": "2.10.0+cu126", "numpy": "2.0.2", "ipywidgets": "7.7.1"}, floors) == {
+        "torch": ("2.10.0+cu126", "2.11")}
+    assert install.below_floor({"torch": "2.11.0+cu130", "numpy": "1.24", "ipywidgets": "7.7"}, floors) == {}
+    assert install.below_floor({"ipywidgets": "7.6.5", "scipy": "0.1"}, floors) == {"ipywidgets": ("7.6.5", "7.7")}
+
+
+def test_a_kept_library_below_its_floor_is_named_before_pip_runs(tmp_path):
+    pip = FakePip()
+    with pytest.raises(install.InstallError) as info:
+        install.ensure("owner/name", "2.0", cwd=tmp_path, package=MISSING, run=pip, modules={},
+                       version_of=COLAB_OLD_TORCH, requirements=["torch>=2.11", "numpy>=1.24", "ipywidgets>=7.7"])
+    message = str(info.value)
+    assert "torch 2.10.0+cu126 is installed and kept, the book needs torch>=2.11" in message
+    assert "numpy" not in message.split("The install never")[0]  # only the library that is too old
+    assert "pip install 'torch>=2.11'" in message and "restart" in message
+    assert pip.commands == []  # pip would only have said ResolutionImpossible
+
+
+RESOLVER_OUTPUT = """Collecting sikd-utils@ git+https://github.com/owner/name@v2.0
+  Cloning https://github.com/owner/name (to revision v2.0)
+Collecting monai>=1.5
+INFO: pip is looking at multiple versions of sikd-utils to determine which version is compatible.
+ERROR: Cannot install sikd-utils==2.0 because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    sikd-utils 2.0 depends on torch>=2.11
+    The user requested (constraint) torch==2.10.0
+
+To fix this you could try to:
+1. loosen the range of package versions you've specified
+2. remove package versions to allow pip to attempt to solve the dependency conflict
+
+ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/"""
+
+
+def test_pip_failure_shows_pips_own_reason(tmp_path):
+    pip = FakePip(returncode=1, output=RESOLVER_OUTPUT)
+    with pytest.raises(install.InstallError) as info:
+        install.ensure("owner/name", "2.0", cwd=tmp_path, package=MISSING, run=pip, modules={})
+    message = str(info.value)
+    assert "-q" not in pip.commands[0]  # pip's output is captured whole, not silenced
+    assert "The conflict is caused by:" in message and "sikd-utils 2.0 depends on torch>=2.11" in message
+    assert "constraint) torch==2.10.0" in message and "ResolutionImpossible" in message
+    assert "Cloning" not in message  # the reason, not the whole log
+    assert install.pip_reason("a\nb\nc", lines=2) == "b\nc"  # no resolver lines: the tail
+    assert install.pip_reason(None) == "(pip printed nothing)"
+
+
+def test_a_chosen_release_is_installed_with_its_own_floors(tmp_path, monkeypatch):
+    import zipfile
+
+    wheel = tmp_path / "sikd_utils-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("sikd_utils-2.0.dist-info/METADATA", "Requires-Dist: torch>=2.11\n")
+    monkeypatch.setenv("SIKD_INSTALL_FROM", str(wheel))
+    pip = FakePip()
+    assert install.ensure("owner/name", "2.0", cwd=tmp_path, package=MISSING, run=pip, modules={}) == "release"
+    assert pip.commands[0][-1] == str(wheel)
+    with pytest.raises(install.InstallError, match=r"torch 2.10.0\+cu126 is installed and kept, the book needs torch>=2.11"):
+        install.ensure("owner/name", "2.0", cwd=tmp_path, package=MISSING, run=pip, modules={},
+                       version_of=COLAB_OLD_TORCH)
+
+
 def test_restart_is_asked_only_when_an_imported_library_changed(tmp_path):
     numpy_version = importlib.metadata.version("numpy")
     same = {"numpy": types.SimpleNamespace(__version__=numpy_version)}
@@ -150,14 +251,17 @@ def test_cell_in_a_clone_runs_the_checkouts_installer(tmp_path, monkeypatch, cle
 
 def test_cell_on_colab_fetches_the_installer_of_the_pinned_tag(tmp_path, monkeypatch, clean_path):
     fetched = []
+    raw = f"https://raw.githubusercontent.com/{_project.REPOSITORY}/{_project.TAG}"
+    served = {f"{raw}/sikd_utils/install.py": ROOT / "sikd_utils" / "install.py",  # the tag's installer
+              f"{raw}/pyproject.toml": ROOT / "pyproject.toml"}  # and its floors
 
     def urlopen(url, timeout=None):
         fetched.append(url)
-        return types.SimpleNamespace(read=lambda: (ROOT / "sikd_utils" / "install.py").read_bytes())
+        return types.SimpleNamespace(read=lambda: served[url].read_bytes())
 
     pip = FakePip()
     _exec_cell(monkeypatch, tmp_path, pip, urlopen)
-    assert fetched == [f"https://raw.githubusercontent.com/{_project.REPOSITORY}/{_project.TAG}/sikd_utils/install.py"]
+    assert fetched == list(served)
     assert pip.commands[0][-1] == f"sikd-utils @ git+{_project.URL}@{_project.TAG}"
 
 

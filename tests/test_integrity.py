@@ -382,3 +382,17 @@ def test_class_wise_mean_refuses_nan_images():
     image[0, 0, 2, 2] = float("nan")
     with pytest.raises(ValueError, match="image holds 1 non-finite value"):
         class_wise_mean(image, torch.zeros(1, 8, 8, dtype=torch.long), 2)
+
+
+def test_a_student_listed_before_its_teacher_is_refused_before_any_training(tmp_path):
+    import dataclasses
+
+    from sikd_utils.configuration import preset_config, synthetic_splits
+    from sikd_utils.orchestration import train_roles
+
+    config = dataclasses.replace(preset_config("tiny", "polyp", device="cpu"), out_dir=str(tmp_path / "runs"))
+    splits = synthetic_splits(dataclasses.replace(config, severities=(), shape_shift=False))
+    with pytest.raises(ValueError, match=r"role 'student' needs a trained 'teacher': put 'teacher' before 'student' "
+                                         r"in roles \(got \['baseline', 'student', 'teacher'\]\)"):
+        train_roles(config, splits, ["baseline", "student", "teacher"], seed=0)
+    assert not list(tmp_path.rglob("*.pt")), "the baseline before it was not trained"

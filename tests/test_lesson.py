@@ -41,6 +41,10 @@ def test_lesson_config_overrides_and_names_unknown_settings():
 def test_sentences_follow_the_numbers():
     assert teacher_gate(0.90, 0.91)[0] and not teacher_gate(0.55, 0.90)[0]
     assert "fails" in teacher_gate(0.55, 0.90)[1] and "0.550" in teacher_gate(0.55, 0.90)[1]
+    # a demo's failure says it is expected, and why; the evidence scale's and a pass say nothing of the kind
+    assert "expected at preset `cpu`, not an error" in teacher_gate(0.55, 0.90, preset="cpu")[1]
+    assert "not an error" not in teacher_gate(0.55, 0.90, preset="gpu")[1]
+    assert "not an error" not in teacher_gate(0.90, 0.91, preset="cpu")[1]
     assert "0.076 below" in compare_sentence(0.800, 0.876, "Dice")
     assert "noise" in compare_sentence(0.870, 0.876, "Dice")
     rising = [{"epoch": e, "val_dice": 0.1 * e} for e in range(1, 6)]

@@ -18,6 +18,9 @@
 4. ``{bib-entry} <key>``: the entry ``<key>`` of the book's bibliography (``bibtex_bibfiles`` in
    _config.yml), as a BibTeX code block, so the entry the intro page shows is read from
    ``book/references.bib``, the one source of the paper's BibTeX entry.
+
+5. ``{paper-differences} <preset>``: the table of every difference between the paper's setting and the
+   preset's, from :func:`sikd_utils.paper.differences`, so the page shows what the code runs.
 """
 
 from __future__ import annotations
@@ -94,8 +97,48 @@ class BibEntry(SphinxDirective):
         raise self.error(f"bib-entry: no entry {key!r} in {', '.join(self.config.bibtex_bibfiles)}")
 
 
+def table_node(header: list[str], rows: list[list[str]]) -> nodes.table:
+    """A plain docutils table of strings (header row first)."""
+    table = nodes.table(classes=["paper-differences"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    group.extend(nodes.colspec(colwidth=1) for _ in header)
+
+    def row_of(cells):
+        row = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=str(cell))
+            row += entry
+        return row
+
+    head, body = nodes.thead(), nodes.tbody()
+    head += row_of(header)
+    body.extend(row_of(r) for r in rows)
+    group += head
+    group += body
+    return table
+
+
+class PaperDifferences(SphinxDirective):
+    """The paper's setting beside a preset's, one row per difference."""
+
+    required_arguments = 1  # the preset
+
+    def run(self):
+        from sikd_utils import paper, presets
+
+        self.env.note_dependency(paper.__file__)
+        self.env.note_dependency(presets.__file__)
+        frame = paper.differences(self.arguments[0])
+        node = table_node(list(frame.columns), frame.astype(str).values.tolist())
+        self.set_source_info(node)
+        return [node]
+
+
 def setup(app):
     app.add_directive("repo-literal", RepoLiteral)
+    app.add_directive("paper-differences", PaperDifferences)
     app.add_directive("bib-entry", BibEntry)
     app.connect("doctree-read", _note_glue_sources)
     # late, so that scripts other extensions add for this page are seen too
