@@ -406,6 +406,8 @@ COLUMN_LABELS = {
     "delta_vs_baseline_ci": "Δ degradation ± 95 % CI", "dice": "Dice", "dice_ci": "Dice ± 95 % CI",
     "best_val_dice": "best validation Dice", "best_epoch": "best epoch", "hd95_mm": "HD95 (mm)",
     "hd95_vox": "HD95 (voxels)", "n_hd95_undefined": "cases with HD95 undefined", "test_set": "test set",
+    "class_index": "class index", "base_channels": "base channels", "image_size": "image size",
+    "gathered_on": "gathered on",
 }
 
 

@@ -21,6 +21,9 @@
 
 5. ``{paper-differences} <preset>``: the table of every difference between the paper's setting and the
    preset's, from :func:`sikd_utils.paper.differences`, so the page shows what the code runs.
+
+6. ``static/sikd_book.css``: outputs wider than the text column (a glued table pasted into a page)
+   scroll in their own box instead of pushing the page sideways.
 """
 
 from __future__ import annotations
@@ -136,7 +139,13 @@ class PaperDifferences(SphinxDirective):
         return [node]
 
 
+def _add_static(app) -> None:
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("sikd_book.css")
     app.add_directive("repo-literal", RepoLiteral)
     app.add_directive("paper-differences", PaperDifferences)
     app.add_directive("bib-entry", BibEntry)
