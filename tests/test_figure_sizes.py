@@ -120,3 +120,8 @@ def test_notebook_07_figures_fit_the_column():
     probe = pd.DataFrame([{"lr": lr, "seed": s, "epoch": e, "val_dice": 0.1 * e}
                           for lr in (1e-3, 3e-4, 1e-4) for s in (1, 2) for e in range(1, 4)])
     assert_fits_the_column(why.lr_probe_figure(probe))
+    from sikd_utils import feature_scale
+
+    frame = pd.DataFrame([{"backbone": b, "role": "teacher", "epoch": e, "mean_square": 1.0 / e, "largest_channel": 2.0 / e}
+                          for b in ("unet", "swin_unetr", "basic_unet") for e in range(1, 4)])
+    assert_fits_the_column(feature_scale.probe_figure(frame))
