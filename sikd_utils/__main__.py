@@ -94,6 +94,10 @@ def _experiment_args(parser: argparse.ArgumentParser, test_sets: bool = True) ->
         parser.add_argument("--no-shape-shift", dest="shape_shift", action="store_false",
                             help="skip the synthetic shape-shift test set")
     parser.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data")
+    from .reproduce import difficulty_arg
+
+    parser.add_argument("--difficulty", type=difficulty_arg, default=d.difficulty,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--device", default=d.device, help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                         help="auto: bf16 on GPUs of compute capability >= 8.0, fp16 below, fp32 on CPU")
@@ -216,6 +220,12 @@ def _targets(args) -> dict:
     return targets
 
 
+def _check_synthetic_only(args) -> None:
+    if args.source_root and args.difficulty:
+        raise UsageError(f"--difficulty {args.difficulty} sets the synthetic suite's level; real data "
+                         f"(--source-root) is as hard as it is")
+
+
 def _check_outputs(args) -> None:
     """Every place we will write to, checked before training starts (OSError: exit status 1)."""
     from .checks import check_output_file, check_writable_dir
@@ -231,8 +241,10 @@ def _run(args) -> int:
 
     pd.set_option("display.width", 160)
     if args.command in ("reproduce", "ablate"):
+        from .reproduce import fill_result_dirs
         from .run_guard import writable_folder
 
+        fill_result_dirs(args)
         writable_folder(args.out_dir, "--out-dir")  # checked, not made: a refused run leaves nothing behind
         writable_folder(args.results_dir, "--results-dir")
         if args.command == "ablate":
@@ -257,6 +269,7 @@ def _run(args) -> int:
         raise UsageError("--source-root and --target need a single --task (each task has its own real datasets)")
     if args.target and not args.source_root:
         raise UsageError("--target needs --source-root (the real source dataset to train on)")
+    _check_synthetic_only(args)
     targets = _targets(args)
     configs = _configs(args)
     _check_outputs(args)
@@ -293,6 +306,7 @@ def _train(args) -> int:
 
     if args.source_root and args.task == "all":
         raise UsageError("--source-root needs a single --task (each task has its own real dataset)")
+    _check_synthetic_only(args)
     configs = _configs(args)
     _check_outputs(args)
     say = print if world()[0] == 0 else (lambda *a, **k: None)

@@ -46,9 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ablations as ab
-from .reproduce import (SCORE_COLUMNS, ReproduceSettings, TimeUp, Unfinishable, _data_tag,
-                        _Deadline, _print, _splits, _write_atomic, closing_status, outcome_detail, preflight,
-                        run_jobs)
+from .jobs import Deadline as _Deadline
+from .jobs import TimeUp, Unfinishable, _print, closing_status, outcome_detail, run_jobs
+from .jobs import write_atomic as _write_atomic
+from .reproduce import SCORE_COLUMNS, ReproduceSettings, _data_tag, _splits, difficulty_arg, preflight
 
 __all__ = ["AblationSettings", "ablate", "EPOCH_COST", "run_group", "job_groups", "task_done", "ablation_families",
            "import_evidence", "importable", "evidence_mismatches", "lead_and_followers", "finished_methods", "TRAINING_COLUMNS", "HISTORY_COLUMNS", "plan_jobs", "plan_lines", "measured_epoch_seconds", "SECOND_CHANCES", "ABLATION_TASKS", "FROM_EVIDENCE"]
@@ -540,7 +541,7 @@ def _finish_task(settings: AblationSettings, task: str) -> Path | str:
     tag = _data_tag(config)
     here = provenance(config, command=settings.command or None)
     entry = {**here, **_trained_on(folders, methods), "gathered_on": here["device"], "preset": settings.preset,
-             "run_key": config.run_key(tag), "seeds": list(config.seeds), "image_size": config.image_size,
+             "difficulty": config.difficulty, "run_key": config.run_key(tag), "seeds": list(config.seeds), "image_size": config.image_size,
              "base_channels": config.base_channels, "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "families": list(settings.families),
              "severities": list(settings.severities()), "hd95_families": ["clean"],
@@ -656,7 +657,7 @@ RETRY_MIN_LEFT_SECONDS = 120.0
 
 
 def ablate(settings: AblationSettings, log=_print) -> int:
-    """Run (or continue) the ablations; returns :data:`~sikd_utils.reproduce.EXIT_DONE` or ``EXIT_UNFINISHED``.
+    """Run (or continue) the ablations; returns :data:`~sikd_utils.jobs.EXIT_DONE` or ``EXIT_UNFINISHED``.
 
     What it cannot honour is refused before any work (:func:`~sikd_utils.reproduce.preflight`, and a parts folder
     that cannot be written); a piece of the same run (some ``variants`` or ``seeds``) may write its part files
@@ -759,7 +760,11 @@ def add_arguments(parser) -> None:
                              "they need are always added")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
     parser.add_argument("--out-dir", default="runs", help="checkpoints and data cache")
-    parser.add_argument("--results-dir", default="book/results/ablations", help="where finished tasks' results go")
+    parser.add_argument("--results-dir", default=None,
+                        help="where finished tasks' results go (default: book/results/ablations, or "
+                             "book/results/ablations/difficulty<k> at --difficulty k)")
+    parser.add_argument("--difficulty", type=difficulty_arg, default=0,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--parts-dir", default=None,
                         help="per-(task, seed, method) part files (default: RESULTS_DIR/parts; commit them to "
                              "carry a half-done task to the next session)")
@@ -776,9 +781,10 @@ def add_arguments(parser) -> None:
                              "may have ended)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--progress", action="store_true", help="show per-run progress bars")
-    parser.add_argument("--evidence-dir", default="book/results",
+    parser.add_argument("--evidence-dir", default=None,
                         help="the evidence run's results, whose baseline and control (= teacher_raw) are "
-                             "imported when they were made with these settings")
+                             "imported when they were made with these settings (default: book/results, or "
+                             "book/results/difficulty<k> at --difficulty k)")
     parser.add_argument("--no-reuse-evidence", action="store_true",
                         help="train and test baseline and teacher_raw here even if the evidence run has them")
     parser.add_argument("--plan", action="store_true",
@@ -801,7 +807,8 @@ def main(args) -> int:
                                 max_minutes=args.max_minutes, workers=args.workers, finish_only=args.finish_only,
                                 device=args.device, progress=args.progress, command=command,
                                 variants=tuple(args.variants) if args.variants else None,
-                                replace_results=args.replace_results, debug=getattr(args, "debug", False))
+                                replace_results=args.replace_results, debug=getattr(args, "debug", False),
+                                difficulty=args.difficulty)
     if args.plan:
         _print("\n".join(plan_lines(plan_jobs(settings))))
         return 0

@@ -49,7 +49,7 @@ def calibration_job(preset: str, task: str, level: int, seed: int, out_dir: str 
     Returns ``{"task", "seed", "level", "status"}`` ("done" or "stopped" at the deadline)."""
     from .configuration import benchmark_splits
     from .orchestration import evaluate_methods, seed_scores_of, train_roles
-    from .reproduce import Deadline, TimeUp, write_atomic
+    from .jobs import Deadline, TimeUp, write_atomic
 
     part = _part(out_dir, task, level, seed)
     outcome = {"task": task, "seed": seed, "level": level, "group": [f"level {level}"]}
@@ -87,11 +87,11 @@ def calibrate(preset: str, tasks, levels, seeds, out_dir: str = "runs", results_
               device: str = "auto", workers: int = 1, max_minutes: float | None = None, command: str = "",
               debug: bool = False, log=print) -> int:
     """Run (or continue) the calibration; gathers ``calibration.csv`` when every job is done. Returns the
-    exit status of :func:`sikd_utils.reproduce.closing_status`."""
+    exit status of :func:`sikd_utils.jobs.closing_status`."""
     import pandas as pd
 
     from .data.synthetic import DIFFICULTY_LEVELS
-    from .reproduce import EXIT_DONE, closing_status, minimum_minutes, run_jobs, write_atomic
+    from .jobs import EXIT_DONE, closing_status, minimum_minutes, run_jobs, write_atomic
     from .run_guard import FolderLock, check_devices_present, writable_folder
 
     unknown = [t for t in tasks if t not in TASKS]

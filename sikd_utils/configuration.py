@@ -123,6 +123,7 @@ class ExperimentConfig:
     severities: tuple[float, ...] = (1.0,)
     shape_shift: bool = True
     data_seed: int = 0
+    difficulty: int = 0  # level of the synthetic suite (sikd_utils.data.synthetic): 0 = the original phantoms
     augment: bool = True
     device: str = "auto"
     precision: str = "auto"  # auto, fp32, fp16 or bf16: see sikd_utils.runtime.choose_precision
@@ -190,6 +191,8 @@ class ExperimentConfig:
         keys = ("task", "image_size", "base_channels", "epochs", "teacher_epochs", "batch_size", "lr",
                 "distill_weight", "augment")
         changed = {k: getattr(self, k) for k, v in COMPARISON_DEFAULTS.items() if getattr(self, k) != v}
+        if self.difficulty:  # level 0 leaves every key made before the setting existed as it was
+            changed["difficulty"] = self.difficulty
         payload = json.dumps({k: getattr(self, k) for k in keys} | changed | {"data": data_tag}, sort_keys=True)
         return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
@@ -225,7 +228,7 @@ def _synthetic_identity(config: ExperimentConfig, train_cases, val_cases) -> dic
     from .data.identity import synthetic_identity
 
     return synthetic_identity(config.task, config.image_size, config.data_seed, len(train_cases), len(val_cases),
-                              train_cases, val_cases)
+                              train_cases, val_cases, difficulty=config.difficulty)
 
 
 def synthetic_splits(config: ExperimentConfig) -> Splits:
@@ -235,16 +238,18 @@ def synthetic_splits(config: ExperimentConfig) -> Splits:
     n = config.counts()
     n_train, n_val = n["n_train"], n["n_val"]
     source = make_cases(config.task, "source", n_train + n_val + n["n_test"], config.image_size,
-                        seed=config.data_seed)
+                        seed=config.data_seed, difficulty=config.difficulty)
     train_cases = source[:n_train]
     val_cases = source[n_train : n_train + n_val]
     tests = {TestSet("clean", 0): source[n_train + n_val :]}
     for severity in config.severities:
         tests[TestSet("target", severity)] = make_cases(config.task, "target", n["n_target"], config.image_size,
-                                                        seed=config.data_seed, severity=severity)
+                                                        seed=config.data_seed, severity=severity,
+                                                        difficulty=config.difficulty)
     if config.shape_shift:
         tests[TestSet("shape_shift", 1)] = make_cases(config.task, "shape_shift", n["n_target"],
-                                                      config.image_size, seed=config.data_seed, severity=1.0)
+                                                      config.image_size, seed=config.data_seed, severity=1.0,
+                                                      difficulty=config.difficulty)
     return Splits(train_cases, val_cases, tests, "synthetic", _synthetic_identity(config, train_cases, val_cases))
 
 
@@ -262,7 +267,8 @@ def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = 
 
     n = config.counts()
     n_train, n_val = n["n_train"], n["n_val"]
-    source = make_cases(config.task, "source", n_train + n_val, config.image_size, seed=config.data_seed)
+    source = make_cases(config.task, "source", n_train + n_val, config.image_size, seed=config.data_seed,
+                        difficulty=config.difficulty)
     if families is None:  # the registry's benchmark list (singles and compounds) where it has one
         listed = getattr(shifts, "benchmark_families", None)
         families = list(listed(config.task) if listed else shifts.shift_families(config.task))
@@ -270,7 +276,8 @@ def benchmark_splits(config: ExperimentConfig, families: Sequence[str] | None = 
 
     def cases(family, severity):
         count = n["n_test"] if family == "clean" else n["n_target"]
-        return shifts.shift_cases(config.task, family, severity, count, config.image_size, seed=test_seed)
+        return shifts.shift_cases(config.task, family, severity, count, config.image_size, seed=test_seed,
+                                  difficulty=config.difficulty)
 
     tests = {TestSet("clean", 0): cases("clean", 0)}
     for family in ["target", *[f for f in families if f not in ("clean", "target")]]:
@@ -342,6 +349,9 @@ def _check_experiment_config(config: ExperimentConfig) -> None:
     for severity in config.severities:
         check_float("severities entry", severity, 0.0)
     check_int("data_seed", config.data_seed, 0)
+    from .data.synthetic import check_difficulty
+
+    check_difficulty(config.difficulty)
     _check_comparisons(config)
     for name in ("shape_shift", "augment", "progress", "teacher_skips", "teacher_residual_projection"):
         check_bool(name, getattr(config, name))

@@ -31,44 +31,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import pickle
 import sys
-import tempfile
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from .configuration import ExperimentConfig, Splits, TestSet, benchmark_splits, preset_config
+from .configuration import ExperimentConfig, Splits, benchmark_splits, preset_config
 from .data.tasks import TASKS
-from .gpu_usage import GpuUsage
+from .jobs import (  # noqa: F401 (some are re-exported: the job runner lived here)
+    _START_SECONDS, _STOP_MARGIN_SECONDS, EXIT_DONE, EXIT_UNFINISHED, TEST_SECONDS_GUESS, Deadline, TimeUp,
+    Unfinishable, _measured, _mps_running, _print, closing_status, minimum_minutes, mps_hint, outcome_detail,
+    rerun_advice, run_jobs, write_atomic)
 
-__all__ = ["ReproduceSettings", "reproduce", "preflight", "run_job", "Deadline", "TimeUp", "write_atomic",
-           "minimum_minutes", "run_jobs", "closing_status", "job_device", "load_results", "task_done", "EXIT_DONE",
-           "EXIT_UNFINISHED", "ROLES", "EVIDENCE_METHODS"]
+_Deadline, _write_atomic = Deadline, write_atomic  # older names of what jobs.py now holds
+
+__all__ = ["ReproduceSettings", "reproduce", "preflight", "run_job", "job_device", "load_results", "task_done", "ROLES", "EVIDENCE_METHODS"]
 
 ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
 EVIDENCE_METHODS = ("baseline", "sikd", "control")
-#: Exit status when everything is done.
-EXIT_DONE = 0
-#: Exit status when stopped at the time limit (or a job failed), so run the same command again.
-EXIT_UNFINISHED = 3
 SCORE_COLUMNS = ["task", "seed", "method", "family", "severity", "dice", "hd95_mm", "teacher_gate", "n_cases"]
 DISTANCE_FAMILIES = ("clean", "target")  # HD95 only where the results page reports it
-
-
-class TimeUp(Exception):
-    """Raised inside a job when the next epoch or test set would not finish before the deadline."""
-
-
-class Unfinishable(TimeUp):
-    """A ``--finish-only`` stop: the job's work left was estimated to end past the deadline. The estimate is made
-    from epochs timed beside the other jobs of the moment, which may end soon, so such a job may deserve
-    another try once they have (``ablate`` gives it :data:`sikd_utils.ablate.SECOND_CHANCES`)."""
 
 
 @dataclass
@@ -89,8 +73,12 @@ class ReproduceSettings:
     command: str = ""
     replace_results: bool = False  # write over another run's results in results_dir, on purpose
     debug: bool = False  # a failed job's log shows its traceback
+    difficulty: int = 0  # level of the synthetic suite (sikd_utils.data.synthetic); 0 = the committed evidence
 
     def __post_init__(self):
+        from .data.synthetic import check_difficulty
+
+        self.difficulty = check_difficulty(self.difficulty)
         if self.seeds is not None:
             repeated = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
             if repeated:
@@ -112,7 +100,7 @@ class ReproduceSettings:
     def config(self, task: str) -> ExperimentConfig:
         overrides = {"seeds": tuple(self.seeds)} if self.seeds else {}
         return preset_config(self.preset, task, device=self.device, out_dir=self.out_dir,
-                             progress=self.progress, **overrides)
+                             progress=self.progress, difficulty=self.difficulty, **overrides)
 
     def severities(self) -> tuple[int, ...]:
         from .presets import preset_settings
@@ -121,23 +109,6 @@ class ReproduceSettings:
 
 
 # --------------------------------------------------------------------------- files
-def write_atomic(path: Path, write) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-_write_atomic = write_atomic  # the name ablate imports
-
-
 def _data_tag(config: ExperimentConfig) -> str:
     n = config.counts()
     return f"synthetic:{n['n_train']},{n['n_val']},seed={config.data_seed}"  # as benchmark_splits tags it
@@ -185,109 +156,6 @@ def _splits(settings: ReproduceSettings, config: ExperimentConfig) -> Splits:
 
 
 # --------------------------------------------------------------------------- one (task, seed) job
-#: seconds a test set is assumed to take before this process has timed one (test sets of the gpu preset took
-#: 0.5-3 s on one CPU thread, see book/results/RUNLOG.md); only ``finish_only`` uses it
-TEST_SECONDS_GUESS = 2.0
-# per process (a pool's worker keeps them from one job to the next): test sets timed, the last epoch's seconds
-_measured = {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None}
-
-
-class Deadline:
-    """Stops a job between epochs or test sets when the next one would end past ``deadline``.
-
-    With ``finish_only`` it also stops a job after an epoch once the work it still has (``plan``: the epochs
-    left in the run training now and in its later runs, and the test sets) would end past the deadline: for a
-    session's last piece, whose unfinished checkpoints are lost with the machine, so a job that cannot finish
-    should give the GPU to those that can rather than train on in vain. The estimate takes the slowest of the
-    run's last three epochs (× 1.1) and this process's mean test set (``TEST_SECONDS_GUESS`` before it has
-    timed one). A run is judged only once it has trained two epochs in this piece, from the second on: its
-    first pays cuDNN's autotuning for its network and, when a piece's workers all start at once, their crowding,
-    and can take several times as long as the next (cases in ``book/results/RUNLOG.md``). A run that has not
-    trained an epoch yet is estimated from the last epoch this process trained, if any, so a job that cannot
-    finish is not begun.
-    """
-
-    def __init__(self, deadline: float | None, finish_only: bool = False):
-        self.deadline = deadline
-        self.finish_only = finish_only
-        self.eval_seconds = 0.0
-        self._eval_started = None
-        self._plan = None  # (epochs of the run training now, epochs of later runs, test sets)
-        self._epoch_times = []  # seconds of each epoch this job trained in this piece
-        self._run_times = []  # those of the run training now
-        self._steady_times = []  # those of every run but its first epoch (for a run not timed yet)
-
-    def _check(self, next_seconds: float, what: str) -> None:
-        if self.deadline is not None and time.time() + 1.5 * next_seconds + 5 > self.deadline:
-            raise TimeUp(what)
-
-    def plan(self, epochs: int, later_epochs: int, tests: int, begun: bool = False) -> None:
-        """What the job has left as a run starts: its ``epochs``, the ``later_epochs`` of the runs after it, and
-        the ``tests`` (test sets) to run once they are trained. ``begun``: the run resumes a checkpoint, so how
-        many of its epochs are left is known only after its first epoch here (no estimate before)."""
-        self._plan = (int(epochs), int(later_epochs), int(tests))
-        self._run_times = []
-        if self.finish_only and not begun and not self._epoch_times and _measured["epoch_seconds"]:
-            self._refuse_unfinishable("start", 0, _measured["epoch_seconds"])
-
-    def _refuse_unfinishable(self, what: str, epoch: int, epoch_seconds: float | None) -> None:
-        needed = self.seconds_left_needed(epoch, epoch_seconds)
-        if needed is not None and self.deadline is not None and time.time() + needed > self.deadline:
-            raise Unfinishable(f"{what}: cannot finish (~{needed / 60:.1f} min of work left, "
-                         f"{max(0.0, self.deadline - time.time()) / 60:.1f} min to the deadline; --finish-only)")
-
-    def seconds_left_needed(self, epoch: int, epoch_seconds: float | None = None) -> float | None:
-        """The estimated seconds of work left after ``epoch`` of the current run (None without a plan), at
-        ``epoch_seconds`` per epoch (default: the slowest of the run's last three epochs, its first left out)."""
-        if self._plan is None:
-            return None
-        epochs, later, tests = self._plan
-        timed = _measured["tests"]
-        test_seconds = _measured["test_seconds"] / timed if timed else TEST_SECONDS_GUESS
-        recent = self._recent_epochs()
-        per_epoch = (max(recent) if recent else 0.0) if epoch_seconds is None else epoch_seconds
-        return 1.1 * per_epoch * (max(0, epochs - epoch) + later) + tests * test_seconds
-
-    def _recent_epochs(self) -> list[float]:
-        """The last three epoch times of the run training now, its first in this piece left out; for a run with
-        no other yet, those of the job's earlier runs (each one's first left out), else whatever was timed."""
-        return (self._run_times[1:] or self._steady_times or self._run_times or self._epoch_times)[-3:]
-
-    def after_epoch(self, record: dict) -> None:
-        seconds = float(record.get("seconds", 0.0))
-        self._epoch_times.append(seconds)
-        if self._run_times:
-            self._steady_times.append(seconds)
-        self._run_times.append(seconds)
-        _measured["epoch_seconds"] = self._recent_epochs()[-1] or _measured["epoch_seconds"]
-        self._check(max(self._epoch_times), f"epoch {record.get('epoch')}")
-        if self.finish_only and len(self._run_times) >= 2:
-            self._refuse_unfinishable(f"epoch {record.get('epoch')}", int(record.get("epoch", 0)), None)
-
-    def summary(self) -> str:
-        """What this piece did, for calibrating the next one."""
-        if not self._epoch_times:
-            return "nothing trained in this piece"
-        epochs = len(self._epoch_times)
-        return f"{epochs} epochs trained in this piece, {sum(self._epoch_times) / epochs:.1f} s/epoch"
-
-    def check_start(self) -> None:
-        """Refuse to start a job with less than ~a minute and a half left."""
-        self._check(60.0, "start")
-
-    def before_eval(self, method, key) -> None:
-        now = time.time()
-        if self._eval_started is not None:
-            self.eval_seconds = max(self.eval_seconds, now - self._eval_started)
-            _measured["test_seconds"] += now - self._eval_started
-            _measured["tests"] += 1
-        self._check(self.eval_seconds, f"testing {method} on {key}")
-        self._eval_started = time.time()
-
-
-_Deadline = Deadline  # the name ablate imports
-
-
 def run_job(settings: ReproduceSettings, task: str, seed: int, deadline: float | None = None) -> dict:
     """Train (or reload) every role of one (task, seed), test the three methods, write the part files.
 
@@ -349,35 +217,11 @@ def job_device(device: str, job_index: int, gpus: int) -> str:
     return f"cuda:{job_index % gpus}" if gpus > 1 else device
 
 
-def mps_hint(workers: int, gpus: int, cuda: bool, mps_running: bool) -> str | None:
-    """A line for the log when several workers share one GPU without the CUDA MPS daemon: the GPU then
-    runs one process at a time, and the workers add little (on an H200, ten workers ran 1.7× faster with MPS)."""
-    if workers > 1 and cuda and max(gpus, 1) < workers and not mps_running:
-        return (f"note: {workers} workers share {max(gpus, 1)} GPU(s) without the CUDA MPS daemon, so the GPU "
-                "time-slices them; start it first (nvidia-cuda-mps-control -d) to run their kernels side by side")
-    return None
-
-
-def _mps_running() -> bool:
-    """Whether an MPS control daemon listens where CUDA clients look for it."""
-    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")
-    return os.path.exists(os.path.join(pipe, "control"))
-
-
 def _check_gpus(gpus: int, device: str = "auto") -> None:
     """Refuse more GPUs, or a CUDA device, than torch sees, before any job starts."""
     from .run_guard import check_devices_present
 
     check_devices_present(device, gpus)
-
-
-#: seconds a job must have before the deadline to start (see ``run_job``), and what a piece spends on stopping
-_START_SECONDS, _STOP_MARGIN_SECONDS = 1.5 * 60.0 + 5, 20
-
-
-def minimum_minutes() -> float:
-    """The shortest ``max_minutes`` in which a job can start at all."""
-    return (_START_SECONDS + _STOP_MARGIN_SECONDS) / 60
 
 
 def preflight(settings: ReproduceSettings, done, entry_of, run_key_of) -> None:
@@ -469,7 +313,8 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
     prov = provenance(config, command=settings.command or None)
     steps = training.groupby("role", sort=False)["steps"].max().astype(int).to_dict()
     n = config.counts()
-    entry = {**prov, "preset": settings.preset, "run_key": config.run_key(_data_tag(config)),
+    entry = {**prov, "preset": settings.preset, "difficulty": config.difficulty,
+             "run_key": config.run_key(_data_tag(config)),
              "seeds": list(config.seeds), "image_size": config.image_size, "base_channels": config.base_channels,
              "batch_size": config.batch_size, "epochs": config.epochs,
              "teacher_epochs": config.teacher_epochs or config.epochs, "steps_per_role": steps,
@@ -490,12 +335,8 @@ def _finish_task(settings: ReproduceSettings, task: str) -> Path:
 
 
 # --------------------------------------------------------------------------- the run
-def _print(message: str) -> None:
-    print(message, flush=True)
-
-
 def reproduce(settings: ReproduceSettings, log=_print) -> int:
-    """Run (or continue) the evidence run; returns :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`.
+    """Run (or continue) the evidence run; returns :data:`~sikd_utils.jobs.EXIT_DONE` or :data:`~sikd_utils.jobs.EXIT_UNFINISHED`.
 
     Everything it cannot honour is refused before any work (:func:`preflight`); ``out_dir`` and
     ``results_dir`` are locked for the run (:class:`~sikd_utils.run_guard.FolderLock`)."""
@@ -544,79 +385,6 @@ def _reproduce(settings: ReproduceSettings, log) -> int:
                           f"results of {', '.join(settings.tasks)} in {settings.results_dir}", settings.debug)
 
 
-def outcome_detail(outcome: dict) -> str:
-    """What a job's log line adds after its status: its error, where it stopped, or that it was reused."""
-    detail = outcome.get("error") or outcome.get("at") or ("reused" if outcome.get("reused") else "")
-    return f" ({detail})" if detail else ""
-
-
-def run_jobs(run, jobs: list[tuple], workers: int, collect, log=None) -> None:
-    """``run(*job)`` for every job — here, or side by side in ``workers`` spawned processes — handing each
-    outcome to ``collect`` as it arrives (shared by ``reproduce`` and ``ablate``); then ``log`` gets how
-    busy the jobs kept the GPU (:mod:`sikd_utils.gpu_usage`; nothing on a CPU).
-
-    ``collect`` may return further jobs (those that needed the finished one, e.g. students of a teacher just
-    trained): they start before the jobs still waiting, so work that was begun is finished first — what a
-    time-limited piece leaves unfinished is then as little as possible."""
-    with GpuUsage() as usage:
-        _run_all(run, jobs, workers, collect)
-    if log is not None and usage.line():
-        log(usage.line())
-
-
-def _run_all(run, jobs: list[tuple], workers: int, collect) -> None:
-    waiting = deque(jobs)
-    if workers == 1:
-        while waiting:
-            waiting.extendleft(reversed(collect(run(*waiting.popleft())) or ()))
-        return
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        running = set()
-        while waiting or running:
-            while waiting and len(running) < workers:  # never more in flight than workers: the rest can wait
-                running.add(pool.submit(run, *waiting.popleft()))
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                waiting.extendleft(reversed(collect(future.result()) or ()))
-
-
-def rerun_advice(error: str) -> str:
-    """Whether running the same command again can help a job that failed with ``error`` ("Type: message")."""
-    kind = error.partition(":")[0]
-    if "out of memory" in error.lower():
-        return "a rerun may help with fewer --workers (the GPU ran out of memory)"
-    if kind in ("ValueError", "TypeError", "KeyError", "ResultsFileError", "FileNotFoundError", "UnknownNameError"):
-        return "a rerun will fail the same way until the cause above is fixed"
-    return "a rerun may help if the cause was passing (see --debug for the traceback)"
-
-
-def closing_status(outcomes: list[dict], unfinished: list[str], start: float, log, done: str,
-                   debug: bool = False) -> int:
-    """Log each failed job (what failed, whether a rerun can help; the traceback with ``debug``) and the run's
-    last line; :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
-    failed = [o for o in outcomes if o["status"] == "failed"]
-    for outcome in failed:
-        what = " ".join(str(outcome[k]) for k in ("task",) if k in outcome) + f" seed {outcome.get('seed')}"
-        if outcome.get("group"):
-            what += f" [{', '.join(outcome['group'])}]"
-        log(f"FAILED {what}: {outcome['error']} — {rerun_advice(outcome['error'])}")
-        if debug:
-            log(outcome["traceback"])
-    minutes = (time.time() - start) / 60
-    if unfinished:
-        if failed and len(failed) == len(outcomes):
-            log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — every job FAILED (see above)")
-        else:
-            log(f"UNFINISHED after {minutes:.1f} min: {', '.join(unfinished)} — run the same command again to "
-                "continue" + (f"; {len(failed)} job(s) FAILED (see above)" if failed else ""))
-        return EXIT_UNFINISHED
-    log(f"DONE after {minutes:.1f} min: {done}")
-    return EXIT_DONE
-
-
 # --------------------------------------------------------------------------- reading the committed results
 def load_results(results_dir: str | os.PathLike = "book/results"):
     """The committed evidence (or ablations): ``(scores, training, provenance)`` of every finished task.
@@ -645,6 +413,34 @@ def load_results(results_dir: str | os.PathLike = "book/results"):
 
 
 # --------------------------------------------------------------------------- command line
+def difficulty_arg(text: str) -> int:
+    """``--difficulty``: a level of the synthetic suite, checked while the command line is read."""
+    import argparse
+
+    from .data.synthetic import DIFFICULTY_LEVELS, check_difficulty
+
+    try:
+        return check_difficulty(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"difficulty must be one of the levels {list(DIFFICULTY_LEVELS)}, "
+                                         f"got {text!r}") from None
+
+
+def results_dir_for(base: str, difficulty: int) -> str:
+    """Default results folder: ``base`` at difficulty 0 (the committed evidence), ``base/difficulty<k>`` above,
+    so a harder run never overwrites the difficulty-0 results."""
+    return base if not difficulty else str(Path(base) / f"difficulty{difficulty}")
+
+
+def fill_result_dirs(args) -> None:
+    """Set the result folders left out on the command line to their defaults at ``args.difficulty``."""
+    if args.results_dir is None:
+        base = "book/results/ablations" if args.command == "ablate" else "book/results"
+        args.results_dir = results_dir_for(base, args.difficulty)
+    if getattr(args, "evidence_dir", "") is None:
+        args.evidence_dir = results_dir_for("book/results", args.difficulty)
+
+
 def add_arguments(parser) -> None:
     """The options of ``python -m sikd_utils reproduce``."""
     from .presets import PRESETS
@@ -655,7 +451,11 @@ def add_arguments(parser) -> None:
                         help=f"tasks to run (default: all five: {' '.join(TASKS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the preset's)")
     parser.add_argument("--out-dir", default="runs", help="checkpoints, data cache and per-seed part files")
-    parser.add_argument("--results-dir", default="book/results", help="where finished tasks' results are written")
+    parser.add_argument("--results-dir", default=None,
+                        help="where finished tasks' results are written (default: book/results, or "
+                             "book/results/difficulty<k> at --difficulty k)")
+    parser.add_argument("--difficulty", type=difficulty_arg, default=0,
+                        help="level of the synthetic suite, 0 (the original phantoms) to 4")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop cleanly before this many minutes (rerun the same command to continue)")
     parser.add_argument("--workers", type=int, default=1, help="(task, seed) jobs run side by side as processes")
@@ -679,5 +479,5 @@ def main(args) -> int:
                                  device=args.device, gpus=args.gpus,
                                  families=tuple(args.families) if args.families else None,
                                  progress=args.progress, command=command, replace_results=args.replace_results,
-                                 debug=getattr(args, "debug", False))
+                                 debug=getattr(args, "debug", False), difficulty=args.difficulty)
     return reproduce(settings)

@@ -39,7 +39,6 @@ float rounding: see :mod:`sikd_utils.distributed`.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
 import math
@@ -47,7 +46,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,14 +56,13 @@ from torch.utils.data import Dataset
 from . import distributed
 from .checkpoints import (BEST, CHECKPOINT_FORMAT, LAST, RESUME_KEYS, load_model, read_checkpoint,
                           remove_stale_temporaries, save_checkpoint)
-from .checkpoints import checkpoint_architecture as _architecture
-from .checks import check_bool, check_float, check_int, check_writable_dir
-from .data.identity import describe_identity, differences
-from .backbones import (BACKBONES, SEGMENTER_ATTRIBUTES, build_backbone, check_backbone, is_segmenter)
-from .distill import (DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, DISTILL_METHODS, TEACHER_INPUTS, check_choice,
+from .checks import check_bool, check_writable_dir
+from .data.identity import describe_identity
+from .backbones import (BACKBONES, build_backbone, check_backbone)
+from .distill import (DISTILL_METHODS, TEACHER_INPUTS, check_choice,
                       sikd_step, teacher_input_function)
 from .models import FEATURE_LAYERS, UNet, architecture_of
-from .runtime import PRECISIONS, autocast, grad_scaler, resolve_device, resolve_precision, set_seed
+from .runtime import autocast, grad_scaler, resolve_device, resolve_precision, set_seed
 
 __all__ = [
     "ROLES",
@@ -90,140 +88,9 @@ __all__ = [
     "TEACHER_INPUTS",
 ]
 
-ROLES = ("teacher", "baseline", "student", "raw_teacher", "control")
-SKIP_FREE_ROLES = ("teacher", "raw_teacher")  # U-Nets without skip connections
-DISTILLED_ROLES = ("student", "control")  # trained with a frozen teacher; "student" feeds it mean images
-# settings that change the weights a run produces: a resumed run must match them exactly
-_RUN_DEFINING = ("role", "epochs", "batch_size", "lr", "weight_decay", "milestones", "gamma",
-                 "distill_weight", "seed", "distill_method", "kd_temperature", "distill_layer", "teacher_input",
-                 "teacher_skips")
-#: the choices of ``TrainConfig.compile_step``, how much of a training step torch.compile takes
-COMPILE_STEPS = ("off", "whole", "cuda_graphs")
-# roles whose teacher input is fixed by definition (teacher_input may only repeat it)
-_FIXED_TEACHER_INPUT = {"raw_teacher": "raw", "control": "raw"}
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run (official ACDC recipe by default)."""
-
-    role: str = "baseline"
-    epochs: int = 200
-    batch_size: int = 20  # the global batch: under torchrun, split over the processes
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    milestones: tuple[int, ...] = (60, 100, 150, 180)  # given for 200 epochs; scaled to `epochs`
-    gamma: float = 0.5
-    distill_weight: float = DEFAULT_WEIGHT
-    seed: int = 20
-    # comparisons (issue 13); like distill_weight, the first three are ignored by roles that do not distil
-    distill_method: str = "feature_mse"  # SIKD's; or "logit_kd", "attention_transfer" (sikd_utils.distill)
-    kd_temperature: float = DEFAULT_TEMPERATURE  # logit_kd only
-    distill_layer: str = "last_decoder"  # or "bottleneck" (feature methods only)
-    teacher_input: str | None = None  # None: the role's own (mean_image; raw for raw_teacher and control)
-    # the "teacher with skips" ablation: a teacher/raw_teacher keeps its skip connections, and a
-    # student/control expects its teacher to have them (False: the paper's skip-free teacher)
-    teacher_skips: bool = False
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 on GPUs >= 8.0, fp16 + GradScaler below, fp32 on CPU (see runtime)
-    channels_last: bool | None = None  # None: on CUDA only
-    compile: bool = False  # torch.compile the model (CUDA speed-up; first epoch pays compilation)
-    # Adam as one fused kernel over all parameters (same maths, float noise apart). None: on CUDA only
-    fused_optimizer: bool | None = None
-    # torch.compile the whole step (teacher input, forward passes, loss, backward, Adam): "off", "whole",
-    # or "cuda_graphs" (CUDA only: the compiled step replayed as CUDA graphs, mode="reduce-overhead")
-    compile_step: str = "off"
-    # whole batches augmented on the training device (SliceDataset.batch) instead of per item in a
-    # DataLoader; same batches, same parameters, results equal up to float rounding. None: on CUDA only.
-    batched_augmentation: bool | None = None
-    num_workers: int = 0
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        self.epochs = check_int("epochs", self.epochs, 1)
-        self.batch_size = check_int("batch_size", self.batch_size, 1)
-        self.lr = check_float("lr", self.lr, 0.0, strict_minimum=True)
-        self.weight_decay = check_float("weight_decay", self.weight_decay, 0.0)
-        self.gamma = check_float("gamma (learning-rate decay factor)", self.gamma, 0.0, 1.0, strict_minimum=True)
-        self.distill_weight = check_float("distill_weight", self.distill_weight, 0.0)
-        check_choice("distill_method", self.distill_method, DISTILL_METHODS)
-        self.kd_temperature = check_float("kd_temperature", self.kd_temperature, 0.0, strict_minimum=True)
-        check_choice("distill_layer", self.distill_layer, FEATURE_LAYERS)
-        if self.distill_method == "logit_kd" and self.distill_layer != "last_decoder":
-            raise ValueError(f"distill_layer={self.distill_layer!r} does not apply to logit_kd, which distils "
-                             "the logits; leave distill_layer='last_decoder'")
-        if self.teacher_input is not None:
-            check_choice("teacher_input", self.teacher_input, TEACHER_INPUTS)
-            if self.role == "baseline":
-                raise ValueError("role 'baseline' has no teacher; leave teacher_input=None")
-            fixed = _FIXED_TEACHER_INPUT.get(self.role)
-            if fixed is not None and self.teacher_input != fixed:
-                raise ValueError(f"role {self.role!r} feeds its teacher the {fixed!r} image by definition, got "
-                                 f"teacher_input={self.teacher_input!r}; for the ablation use roles 'teacher' "
-                                 "and 'student' with that teacher_input")
-        check_bool("teacher_skips", self.teacher_skips)
-        if self.teacher_skips and self.role == "baseline":
-            raise ValueError("role 'baseline' has no teacher; leave teacher_skips=False")
-        self.seed = check_int("seed", self.seed, 0)
-        self.num_workers = check_int("num_workers", self.num_workers, 0)
-        if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Iterable):
-            raise TypeError(f"milestones must be a sequence of epoch numbers, got {self.milestones!r}")
-        self.milestones = tuple(check_int("milestones entry", m, 0) for m in self.milestones)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.channels_last is not None:
-            check_bool("channels_last", self.channels_last)
-        check_bool("compile", self.compile)
-        if self.fused_optimizer is not None:
-            check_bool("fused_optimizer", self.fused_optimizer)
-        check_choice("compile_step", self.compile_step, COMPILE_STEPS)
-        if self.compile and self.compile_step != "off":
-            raise ValueError(f"compile=True compiles the model alone and compile_step={self.compile_step!r} compiles "
-                             "it within the whole step; choose one")
-        _refuse_cuda_graphs_in_fp16(self.compile_step, self.precision)
-        if self.batched_augmentation is not None:
-            check_bool("batched_augmentation", self.batched_augmentation)
-        check_device(self.device)
-
-    def effective_teacher_input(self) -> str | None:
-        """What the teacher sees, by name (TEACHER_INPUTS): the input a ``teacher``/``raw_teacher`` is
-        trained and validated on, and the one a ``student``/``control`` feeds its frozen teacher; None
-        for the baseline."""
-        return _teacher_sees(self.role, self.teacher_input)
-
-    def skip_free(self) -> bool:
-        """Whether this role trains a network without skip connections (a teacher, unless teacher_skips)."""
-        return self.role in SKIP_FREE_ROLES and not self.teacher_skips
-
-    def scaled_milestones(self) -> list[int]:
-        """The 200-epoch milestones scaled to this run's length (at least epoch 1)."""
-        return sorted({max(1, round(m * self.epochs / 200)) for m in self.milestones})
-
-
-_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-
-
-def _refuse_cuda_graphs_in_fp16(compile_step: str, precision: str) -> None:
-    """Asked by TrainConfig of ``precision='fp16'`` (before any work) and by train() of the precision it
-    resolved on its device (``'auto'`` is fp16 on GPUs below compute capability 8.0)."""
-    if compile_step == "cuda_graphs" and precision == "fp16":
-        raise ValueError("compile_step='cuda_graphs' cannot replay fp16's loss scaler (it reads the gradients back to "
-                         "skip a step); use compile_step='whole' or 'off' (or precision 'bf16' on a GPU of compute "
-                         "capability 8.0 or above)")
-
-
-def _teacher_sees(role: str, teacher_input: str | None) -> str | None:
-    """TrainConfig.effective_teacher_input for a role and setting (also for settings read from checkpoints)."""
-    if role == "baseline":
-        return None
-    return _FIXED_TEACHER_INPUT.get(role) or teacher_input or "mean_image"
-
-
-def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Learning rate used during 0-based ``epoch`` (step decay, as torch's MultiStepLR would give)."""
-    return config.lr * config.gamma ** bisect.bisect_right(config.scaled_milestones(), epoch)
+from .train_config import (COMPILE_STEPS, DISTILLED_ROLES, ROLES, SKIP_FREE_ROLES, TrainConfig, check_device,  # noqa: E402
+                           _refuse_cuda_graphs_in_fp16,
+                           learning_rate)
 
 
 @dataclass
@@ -235,20 +102,6 @@ class TrainResult:
     checkpoint_dir: Path | None = None
     config: TrainConfig | None = None
     extra: dict = field(default_factory=dict)
-
-
-def check_device(device: str | torch.device) -> None:
-    """Refuse a device string torch cannot parse (``"gpu"``, ``"cuda:x"``) before any work starts."""
-    if isinstance(device, torch.device) or device == "auto":
-        return
-    if not isinstance(device, str):
-        raise TypeError(f"device must be 'auto', a device string such as 'cpu' or 'cuda:0', or a torch.device, "
-                        f"got {device!r}")
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"device {device!r} is not a device torch knows; use 'auto', 'cpu', 'cuda', 'cuda:0', "
-                         f"'mps'") from None
 
 
 def build_model(
@@ -300,139 +153,13 @@ def _teacher_architecture(student, teacher_input: str | None, teacher_skips: boo
 
 
 # --------------------------------------------------------------------------- training
-from .batches import (_check_labels, _epoch_batches, _first_item, _rank_batches,  # noqa: E402
+from .batches import (_epoch_batches, _rank_batches,  # noqa: E402
                       _use_batched_augmentation, validation_dice)
 from .steps import (_adam, _compiled_step, _idle_step, _load_optimizer, _set_lr, _supervised_step)  # noqa: E402
 
 
-def _check_teacher(teacher, student: UNet, data_identity: dict | None, role: str = "student",
-                   teacher_input: str = "mean_image", teacher_skips: bool = False) -> None:
-    """Everything about the teacher that can be checked before training starts."""
-    if teacher is None:
-        raise ValueError(f"roles 'student' and 'control' need a trained teacher (a UNet or a checkpoint path); "
-                         f"role {role!r} got none")
-    if isinstance(teacher, torch.nn.Module):
-        if not is_segmenter(teacher):
-            raise TypeError(f"teacher must be a sikd_utils UNet, another network from build_model(..., backbone=...) "
-                            f"or a checkpoint path, got {type(teacher).__name__}")
-        if teacher.skip_connections and not teacher_skips:
-            raise ValueError("teacher is a UNet with skip connections; SIKD's teacher (and the control's "
-                             "raw_teacher) must be skip-free (build_model('teacher', ...) or "
-                             "UNet(..., skip_connections=False)); for the ablation pass teacher_skips=True")
-        if teacher_skips and not teacher.skip_connections:
-            raise ValueError("teacher_skips=True asks for a teacher with skip connections, got a skip-free one "
-                             "(build_model('teacher', ..., teacher_skips=True))")
-        return
-    if not isinstance(teacher, (str, os.PathLike)):
-        raise TypeError(f"teacher must be a UNet or a checkpoint path, got {teacher!r}")
-    ckpt = read_checkpoint(teacher)
-    stored = (ckpt.get("data_identity") or {}).get("data")
-    if data_identity is not None and stored is not None and stored != data_identity:
-        raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on other data "
-                         f"({'; '.join(differences(stored, data_identity))}); train a teacher on this data")
-    if ckpt.get("role") in SKIP_FREE_ROLES:  # what the teacher was trained on must be what it will be fed
-        seen = _teacher_sees(ckpt["role"], (ckpt.get("config") or {}).get("teacher_input"))
-        if seen != teacher_input:
-            raise ValueError(f"teacher checkpoint {ckpt['path']} was trained on teacher_input={seen!r}, but role "
-                             f"{role!r} would feed it {teacher_input!r}; train a teacher on that input")
-
-
-def _prepare_teacher(teacher, student: UNet, device: torch.device, channels_last: bool,
-                     teacher_input: str = "mean_image", teacher_skips: bool = False) -> UNet:
-    if not isinstance(teacher, torch.nn.Module):
-        teacher = load_teacher(teacher, student, teacher_input, teacher_skips)
-    else:
-        mine, theirs = _teacher_architecture(student, teacher_input), architecture_of(teacher)
-        for key in ("backbone", "in_channels", "num_classes", "base_channels"):
-            if mine[key] != theirs[key]:
-                raise ValueError(
-                    f"teacher {key}={theirs[key]} does not match student {key}={mine[key]}"
-                    + (" (a label_onehot teacher has in_channels = num_classes)" if key == "in_channels" else "")
-                    + ": features can only be distilled between networks of the same backbone and widths"
-                )
-    teacher = teacher.to(device).eval()
-    teacher.requires_grad_(False)
-    if channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    return teacher
-
-
-def _check_resumable(ckpt: dict, config: TrainConfig, model: UNet, identity: dict) -> None:
-    stored = ckpt.get("config", {})
-    if "data_identity" not in ckpt:
-        diffs = ["data: the checkpoint predates data identities, so its data cannot be verified"]
-    else:
-        diffs = [f"data {d}" for d in differences(ckpt["data_identity"], identity)]
-    for key in _RUN_DEFINING:
-        now = getattr(config, key)
-        now = list(now) if isinstance(now, tuple) else now
-        # settings added later (issue 13) are missing from older checkpoints, which ran with their defaults
-        was = stored[key] if key in stored else _FIELD_DEFAULTS.get(key)
-        was = list(was) if isinstance(was, tuple) else was
-        if key == "teacher_input":  # None and the role's own input are the same run
-            was, now = _teacher_sees(stored.get("role", config.role), was), config.effective_teacher_input()
-        if was != now:
-            diffs.append(f"{key}: checkpoint {was!r}, now {now!r}")
-    if _architecture(ckpt) != architecture_of(model):
-        diffs.append(f"architecture: checkpoint {_architecture(ckpt)}, now {architecture_of(model)}")
-    if diffs:
-        raise ValueError(
-            f"{ckpt['path']} holds a run with other settings ({'; '.join(diffs)}). "
-            "Use another run folder (--out-dir on the command line), or delete this one to train again "
-            "(train(..., resume=False) in Python overwrites it)."
-        )
-
-
-def _dataset_identity(data) -> dict:
-    """What a checkpoint records about a dataset: a content digest when it offers one, else type and length."""
-    if hasattr(data, "fingerprint"):
-        return {"type": type(data).__name__, "length": len(data), "digest": data.fingerprint()}
-    return {"type": f"{type(data).__module__}.{type(data).__qualname__}", "length": len(data)}
-
-
-def _check_data(data, name: str, model: UNet, image_channels: bool = True) -> None:
-    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
-        raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), "
-                        f"got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{name} is empty")
-    image, label = _first_item(data, name)
-    if not image.dtype.is_floating_point:
-        raise TypeError(f"{name}[0] image must be a float tensor, got dtype {image.dtype}")
-    if image.ndim != 3 or (image_channels and image.shape[0] != model.in_channels):
-        raise ValueError(f"{name}[0] image must be (C={model.in_channels}, H, W) for this model, "
-                         f"got shape {tuple(image.shape)}")
-    if label.ndim == 3 and label.shape[0] == 1:
-        label = label[0]
-    if tuple(label.shape) != tuple(image.shape[1:]):
-        raise ValueError(f"{name}[0] label shape {tuple(label.shape)} does not match image shape "
-                         f"{tuple(image.shape)}; expected (H, W) or (1, H, W)")
-    _check_labels(label, model.num_classes, f"{name}[0]")
-    stored = getattr(data, "labels", None)  # SliceDataset: every stored label, cheaply
-    if isinstance(stored, torch.Tensor):
-        _check_labels(stored, model.num_classes, name)
-
-
-def _check_train_inputs(model, train_data, config, val_data, callbacks, resume, data_identity) -> None:
-    if not is_segmenter(model):
-        raise TypeError(f"model must be a sikd_utils UNet or another network from build_model(..., backbone=...) "
-                        f"(with attributes {SEGMENTER_ATTRIBUTES}), got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    # a teacher of one-hot label maps never sees the images: their channels are not its in_channels
-    one_hot = config.role == "teacher" and config.effective_teacher_input() == "label_onehot"
-    if one_hot and model.in_channels != model.num_classes:
-        raise ValueError(f"a teacher trained on one-hot labels (teacher_input='label_onehot') needs in_channels = "
-                         f"num_classes = {model.num_classes}, got {model.in_channels}; build it with "
-                         "build_model('teacher', ..., teacher_input='label_onehot')")
-    check_bool("resume", resume)
-    if data_identity is not None and not isinstance(data_identity, dict):
-        raise TypeError(f"data_identity must be a dict or None, got {type(data_identity).__name__}")
-    if callable(callbacks) or not all(callable(c) for c in callbacks):
-        raise TypeError("callbacks must be a sequence of callables, each taking the epoch's record")
-    _check_data(train_data, "train_data", model, image_channels=not one_hot)
-    if val_data is not None and len(val_data) > 0:
-        _check_data(val_data, "val_data", model, image_channels=not one_hot)
+from .train_checks import (_check_resumable, _check_teacher, _check_train_inputs,  # noqa: E402
+                           _dataset_identity, _prepare_teacher)
 
 
 def train(

@@ -27,19 +27,19 @@ def shift_families(task):
     return dict(FAMILIES)
 
 
-def shift_cases(task, family, severity, n_cases, image_size, seed=0):
+def shift_cases(task, family, severity, n_cases, image_size, seed=0, difficulty=0):
     from sikd_utils.data.case import Case
     from sikd_utils.data.synthetic import make_cases
 
     if family == "clean":
-        return make_cases(task, "source", n_cases, image_size, seed=seed)
+        return make_cases(task, "source", n_cases, image_size, seed=seed, difficulty=difficulty)
     if family == "target":
-        return make_cases(task, "target", n_cases, image_size, seed=seed, severity=0.4 * severity)
+        return make_cases(task, "target", n_cases, image_size, seed=seed, severity=0.4 * severity, difficulty=difficulty)
     if family == "squash":
-        return make_cases(task, "shape_shift", n_cases, image_size, seed=seed, severity=0.3 * severity)
+        return make_cases(task, "shape_shift", n_cases, image_size, seed=seed, severity=0.3 * severity, difficulty=difficulty)
     if family == "gamma":
         return [Case(np.clip(c.image, 0, 1) ** (1 + 0.3 * severity), c.label, c.spacing, c.case_id, "gamma")
-                for c in make_cases(task, "source", n_cases, image_size, seed=seed)]
+                for c in make_cases(task, "source", n_cases, image_size, seed=seed, difficulty=difficulty)]
     raise ValueError(f"unknown family {family!r}; choose one of {['clean', 'target', *FAMILIES]}")
 
 

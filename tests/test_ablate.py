@@ -5,6 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from sikd_utils import jobs
+
 from fake_shifts import install
 from sikd_utils import ablate as ar
 from sikd_utils.reproduce import EXIT_DONE, SCORE_COLUMNS, load_results
@@ -312,7 +314,7 @@ def test_finish_only_leaves_a_job_that_cannot_finish_unbegun(finished, monkeypat
 
     settings, _, _ = finished
     # this worker's last epoch took 1000 s: the bottleneck student (its teacher is trained) cannot end in 10 min
-    monkeypatch.setattr(rp, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": 1000.0})
+    monkeypatch.setattr(jobs, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": 1000.0})
     last_piece = dataclasses.replace(settings, finish_only=True)
     outcome = ar.run_group(last_piece, "polyp", 0, ["bottleneck"], deadline=time.time() + 600)
     assert outcome["status"] == "stopped" and "start: cannot finish" in outcome["at"], outcome

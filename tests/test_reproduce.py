@@ -5,6 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from sikd_utils import jobs
+
 from fake_shifts import install
 from sikd_utils import reproduce as rp
 from sikd_utils.configuration import TestSet
@@ -238,7 +240,7 @@ def test_gpu_piece_can_stop_the_neighbours_with_the_first_command(tmp_path):
 @pytest.fixture()
 def fresh_process(monkeypatch):
     """The per-process timings _Deadline keeps, as in a worker that has timed nothing yet."""
-    monkeypatch.setattr(rp, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None})
+    monkeypatch.setattr(jobs, "_measured", {"test_seconds": 0.0, "tests": 0, "epoch_seconds": None})
 
 
 def test_finish_only_stops_a_job_that_cannot_end_by_the_deadline(fresh_process):
@@ -268,7 +270,7 @@ def test_finish_only_is_not_fooled_by_a_crowded_first_epoch(fresh_process):
     clock.plan(20, 0, 0)
     clock.after_epoch({"epoch": 1, "seconds": 6.0})  # 19 x 6 s would not fit in 60 s
     clock.after_epoch({"epoch": 2, "seconds": 1.1})  # 18 x 1.1 s x 1.1 does
-    assert rp._measured["epoch_seconds"] == pytest.approx(1.1)
+    assert jobs._measured["epoch_seconds"] == pytest.approx(1.1)
 
 
 def test_finish_only_counts_later_runs_and_leaves_out_the_first_epoch(fresh_process):
@@ -283,14 +285,14 @@ def test_finish_only_counts_later_runs_and_leaves_out_the_first_epoch(fresh_proc
     # test sets at this process's measured mean once it has timed some, TEST_SECONDS_GUESS before
     clock.plan(1, 0, 4)
     assert clock.seconds_left_needed(0) == pytest.approx(1.1 * 5.0 + 4 * rp.TEST_SECONDS_GUESS)
-    rp._measured.update(test_seconds=3.0, tests=6)
+    jobs._measured.update(test_seconds=3.0, tests=6)
     assert clock.seconds_left_needed(0) == pytest.approx(1.1 * 5.0 + 4 * 0.5)
 
 
 def test_finish_only_does_not_begin_what_this_process_cannot_finish(fresh_process):
     import time
 
-    rp._measured["epoch_seconds"] = 30.0  # the last epoch this worker trained, for an earlier job
+    jobs._measured["epoch_seconds"] = 30.0  # the last epoch this worker trained, for an earlier job
     with pytest.raises(rp.TimeUp, match="start: cannot finish"):
         rp._Deadline(time.time() + 300, finish_only=True).plan(20, 0, 0)
     # a run resuming a checkpoint may have few epochs left: it is judged after its first epoch here

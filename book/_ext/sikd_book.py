@@ -22,7 +22,10 @@
 5. ``{paper-differences} <preset>``: the table of every difference between the paper's setting and the
    preset's, from :func:`sikd_utils.paper.differences`, so the page shows what the code runs.
 
-6. ``static/sikd_book.css``: outputs wider than the text column (a glued table pasted into a page)
+6. ``{calibration-table}``: the difficulty calibration (``book/results/calibration.csv``) as each task's chosen
+   level by :func:`sikd_utils.calibrate.choose_levels`, or a note that no calibration run is committed yet.
+
+7. ``static/sikd_book.css``: outputs wider than the text column (a glued table pasted into a page)
    scroll in their own box instead of pushing the page sideways.
 """
 
@@ -139,6 +142,28 @@ class PaperDifferences(SphinxDirective):
         return [node]
 
 
+class CalibrationTable(SphinxDirective):
+    """Each task's calibrated difficulty level, from the committed calibration run."""
+
+    def run(self):
+        import pandas as pd
+
+        from sikd_utils.calibrate import CLEAN_TOLERANCE, TARGET_TOLERANCE, choose_levels
+
+        path = Path(self.env.srcdir, "book", "results", "calibration.csv")
+        self.env.note_dependency(str(path))
+        if not path.exists():
+            text = ("No calibration run is committed yet (it needs a GPU: "
+                    "python -m sikd_utils calibrate --preset gpu --levels 0 1 2 3 4 --seeds 0 1). "
+                    f"Tolerances: clean Dice within {CLEAN_TOLERANCE:g} points of the paper's intra-domain "
+                    f"baseline, target Dice within {TARGET_TOLERANCE:g} points of its cross-domain baseline.")
+            return [nodes.paragraph(text=text)]
+        table = choose_levels(pd.read_csv(path)).round(1)
+        node = table_node(list(table.columns), table.astype(str).values.tolist())
+        self.set_source_info(node)
+        return [node]
+
+
 def _add_static(app) -> None:
     app.config.html_static_path.append(str(Path(__file__).parent / "static"))
 
@@ -147,6 +172,7 @@ def setup(app):
     app.connect("builder-inited", _add_static)
     app.add_css_file("sikd_book.css")
     app.add_directive("repo-literal", RepoLiteral)
+    app.add_directive("calibration-table", CalibrationTable)
     app.add_directive("paper-differences", PaperDifferences)
     app.add_directive("bib-entry", BibEntry)
     app.connect("doctree-read", _note_glue_sources)

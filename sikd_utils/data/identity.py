@@ -51,11 +51,17 @@ def cases_digest(cases: Sequence) -> str:
 
 
 def synthetic_identity(task: str, image_size: int, data_seed: int, n_train: int, n_val: int,
-                       train_cases: Sequence, val_cases: Sequence) -> dict:
-    """Identity of synthetic training data: generator settings and a digest of what it produced."""
-    return {"kind": "synthetic", "generator": "sikd_utils.data.synthetic.make_cases", "task": task,
-            "domain": "source", "image_size": int(image_size), "data_seed": int(data_seed),
-            "n_train": int(n_train), "n_val": int(n_val), "content": cases_digest([*train_cases, *val_cases])}
+                       train_cases: Sequence, val_cases: Sequence, difficulty: int = 0) -> dict:
+    """Identity of synthetic training data: generator settings and a digest of what it produced.
+
+    ``difficulty`` is recorded only when it is not 0, so identities made before it existed still match.
+    """
+    identity = {"kind": "synthetic", "generator": "sikd_utils.data.synthetic.make_cases", "task": task,
+                "domain": "source", "image_size": int(image_size), "data_seed": int(data_seed),
+                "n_train": int(n_train), "n_val": int(n_val), "content": cases_digest([*train_cases, *val_cases])}
+    if difficulty:
+        identity["difficulty"] = int(difficulty)
+    return identity
 
 
 def _files_of(refs: Iterable) -> list[Path]:
@@ -109,7 +115,8 @@ def describe_identity(identity: dict | None) -> str:
         return (f"real {identity['dataset']} under {identity['root']} ({identity['n_train']} train / "
                 f"{identity['n_val']} val cases, file list {identity['files']})")
     if identity.get("kind") == "synthetic":
-        return (f"synthetic {identity['task']} (data_seed {identity['data_seed']}, {identity['n_train']} train / "
+        level = f", difficulty {identity['difficulty']}" if identity.get("difficulty") else ""
+        return (f"synthetic {identity['task']}{level} (data_seed {identity['data_seed']}, {identity['n_train']} train / "
                 f"{identity['n_val']} val cases at {identity['image_size']} px, content {identity['content']})")
     return ", ".join(f"{k} {v}" for k, v in identity.items())
 

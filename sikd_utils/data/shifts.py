@@ -36,6 +36,7 @@ from scipy import ndimage
 from .case import Case
 from .synthetic import render_cases, task_module
 from .synthetic.core import _check_int
+from .synthetic.difficulty import check_difficulty
 from .tasks import TASKS, get_task
 
 __all__ = ["ShiftFamily", "SEVERITIES", "TEST_INDEX_OFFSET", "shift_families", "shift_cases",
@@ -373,11 +374,13 @@ def parse_family(task: str, family: str) -> list[ShiftFamily]:
     return chosen
 
 
-def shift_cases(task: str, family: str, severity: int, n_cases: int, image_size: int, seed: int = 0) -> list[Case]:
+def shift_cases(task: str, family: str, severity: int, n_cases: int, image_size: int, seed: int = 0,
+                difficulty: int = 0) -> list[Case]:
     """The benchmark's test cases of ``task`` under ``family`` at ``severity`` (0 = clean, 1..5).
 
     The same ``n_cases`` source cases for every family and severity; ``Case.domain`` is the family
-    name (``"clean"`` at severity 0) and ``Case.meta`` records family and severity.
+    name (``"clean"`` at severity 0) and ``Case.meta`` records family and severity. ``difficulty`` is
+    the synthetic suite's level (0 = the original phantoms): the shifts act on the harder cases.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
@@ -386,12 +389,13 @@ def shift_cases(task: str, family: str, severity: int, n_cases: int, image_size:
     n_cases = _check_int("n_cases", n_cases, 0)
     image_size = _check_int("image_size", image_size, 32)
     seed = _check_int("seed", seed, 0)
+    difficulty = check_difficulty(difficulty)
     if family == CLEAN and severity != 0:
         raise ValueError(f"family 'clean' has severity 0 only, got {severity}")
     indices = range(TEST_INDEX_OFFSET, TEST_INDEX_OFFSET + n_cases)
     if severity == 0 or not chosen:
         return render_cases(task, "source", indices, image_size, seed, name=CLEAN,
-                            meta={"family": CLEAN, "severity": 0})
+                            meta={"family": CLEAN, "severity": 0}, difficulty=difficulty)
     units = severity * LEVEL_UNITS
     shape = {p: units for f in chosen if f.kind == "shape" for p in f.parameters}
     appearance = {p: units for f in chosen if f.kind == "appearance" for p in f.parameters}
@@ -402,4 +406,4 @@ def shift_cases(task: str, family: str, severity: int, n_cases: int, image_size:
             return reduce(lambda img, fn: fn(img, label, spacing, rng, severity), corruptions, image)
     return render_cases(task, "source", indices, image_size, seed, shape_severity=shape,
                         appearance_severity=appearance, transform=transform, name=family,
-                        meta={"family": family, "severity": severity})
+                        meta={"family": family, "severity": severity}, difficulty=difficulty)

@@ -7,7 +7,7 @@ turns that anatomy into pixels). Domains change one of the two and leave the oth
 
 Public entry points (``sikd_utils.data.shifts`` builds its shift benchmark on ``render_cases``)::
 
-    make_cases(task, domain="source", n_cases=20, image_size=128, seed=0, severity=1.0) -> list[Case]
+    make_cases(task, domain="source", n_cases=20, image_size=128, seed=0, severity=1.0, difficulty=0) -> list[Case]
 
 Domains
 -------
@@ -98,6 +98,15 @@ What each task models, and why
     electronic noise and a stronger speckle-reduction (smoothing) filter.
     *shape_shift*: larger, more irregular, taller-than-wide lesions and more malignant-like ones.
 
+Difficulty
+----------
+``difficulty`` (0-4) adds what makes each real task hard, on top of every domain: lower contrast
+between adjacent classes, confounders outside the label with a class's look, small and thin
+structures, partial volume, wider anatomy and boundaries the image does not show. Level 0 is the
+suite above, bit for bit; each task module's ``DIFFICULTY`` table names its hardenings and the
+clinical or physical reason for each (:func:`describe_difficulty`, :func:`difficulty_rows`). The
+hardenings draw from a random stream of their own, so a level-k case is the level-0 patient, harder.
+
 How large the gap is
 --------------------
 What a plain U-Net trained on ``source`` loses on each shifted test set is measured, not written
@@ -121,6 +130,9 @@ expressed in millimetres or fractions of the field of view, so the same case at 
 anatomy and appearance parameters that were drawn.
 """
 
-from .core import DOMAINS, describe, make_cases, render_cases, task_module
+from .core import (DIFFICULTY_LEVELS, DOMAINS, describe, describe_difficulty, difficulty_rows, make_cases,
+                   render_cases, task_module)
+from .difficulty import check_difficulty
 
-__all__ = ["DOMAINS", "make_cases", "describe", "render_cases", "task_module"]
+__all__ = ["DOMAINS", "DIFFICULTY_LEVELS", "make_cases", "describe", "describe_difficulty", "difficulty_rows",
+           "check_difficulty", "render_cases", "task_module"]

@@ -10,6 +10,7 @@ from ..tasks import get_task
 from .params import _Param, _draw, _F
 from .fields import _smooth_field, _field3d, _harmonics, _blur, _correlate
 from .shapes import _ellipse, _blob
+from .difficulty import Hardening, through_plane_mix
 
 
 SHAPE = {
@@ -47,9 +48,70 @@ DESCRIPTIONS = {
 }
 
 
-def anatomy(rng, rng_noise, size, sev_shape) -> dict:
-    """The scene: tissue maps, labels and the scanner's noise draws (no appearance parameter is used here)."""
+DIFFICULTY = (
+    Hardening("wider anatomy and a thinner pancreas", "organ sizes spread about 1.4x wider, the pancreas up to 35 % "
+              "thinner", "real cohorts differ in age and disease; the pancreas atrophies with age and is the "
+              "organ every Synapse method segments worst"),
+    Hardening("lower organ contrast", "every organ's enhancement and base value 45 % closer to soft tissue, order "
+              "kept", "a late or weak contrast bolus (low cardiac output, poor venous access) leaves organs "
+              "close in Hounsfield units"),
+    Hardening("bowel loops beside the organs", "twice as many loops, and a duodenal C-loop hugging the "
+              "pancreatic head, with pancreas- and stomach-like walls",
+              "unopacified bowel has the density of pancreas and stomach wall and touches both: the main source "
+              "of false positives"),
+    Hardening("vessels beside the organs", "splenic vein along the pancreas and a brighter IVC, with aorta-like "
+              "enhancement", "in the portal-venous phase the splenic/portal veins and the IVC enhance nearly "
+              "as much as the aorta and run along the pancreas"),
+    Hardening("fatty pancreas", "fat lobules through up to 40 % of the pancreas, still labelled pancreas",
+              "fatty infiltration breaks the pancreatic outline into lobules: where it ends is a judgement"),
+    Hardening("through-plane partial volume", "each slice takes 30 % of its neighbours' signal",
+              "3-5 mm slices average thin organs (gallbladder neck, pancreatic tail, adrenal region) with their "
+              "neighbours"),
+)
+
+
+def _widen(P: dict, hard) -> dict:
+    """More varied organ sizes, and a thinner pancreas, from the hardening stream."""
+    u = hard.rng.uniform(-1.0, 1.0, 6)
+    names = ("liver_scale", "spleen_scale", "kidney_scale", "gallbladder_scale", "stomach_scale")
+    out = dict(P, **{n: P[n] * math.exp(0.25 * hard.t * u[k]) for k, n in enumerate(names)})
+    out["pancreas_scale"] = P["pancreas_scale"] * math.exp(-0.43 * hard.t * (0.5 + 0.5 * abs(u[5])))
+    return out
+
+
+def _flatter_hu(t: float) -> dict:
+    """HU table with enhanced soft tissues pulled toward each other (their order kept)."""
+    soft = ("muscle", "aorta", "ivc", "liver", "liver_vessel", "spleen", "kidney_cortex", "kidney_medulla",
+            "pancreas", "stomach_wall", "bowel_wall")
+    k = 1 - 0.45 * t
+    out = dict(_HU, **{n: (45 + (_HU[n][0] - 45) * k, 60 + (_HU[n][1] - 60) * k) for n in soft})
+    out["vein"] = out["aorta"][0], out["aorta"][1] * 0.9
+    out["ivc"] = out["ivc"][0], out["ivc"][1] + (out["aorta"][1] - out["ivc"][1]) * 0.6 * t
+    return out
+
+
+def _tube(c, xs, ys, radius) -> np.ndarray:
+    """Pixels within ``radius`` mm of a polyline (2D), computed in its bounding box only."""
+    size = c.size
+    x0, x1 = np.searchsorted(c, [xs.min() - radius, xs.max() + radius])
+    y0, y1 = np.searchsorted(c, [ys.min() - radius, ys.max() + radius])
+    out = np.zeros((size, size), bool)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    d2 = (c[None, None, x0:x1] - xs[:, None, None]) ** 2 + (c[None, y0:y1, None] - ys[:, None, None]) ** 2
+    out[y0:y1, x0:x1] = d2.min(axis=0) < radius**2
+    return out
+
+
+def anatomy(rng, rng_noise, size, sev_shape, hard=None) -> dict:
+    """The scene: tissue maps, labels and the scanner's noise draws (no appearance parameter is used here).
+
+    ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings; None is level 0.
+    """
     P = _draw(SHAPE, rng, sev_shape)
+    hu_of = _HU
+    if hard is not None:
+        P, hu_of = _widen(P, hard), _flatter_hu(hard.t)
     sp = P["fov_mm"] / size
     d = int(rng.integers(6, 13))
     dz = float(rng.uniform(3.0, 5.0))
@@ -195,6 +257,22 @@ def anatomy(rng, rng_noise, size, sev_shape) -> dict:
         bowel |= m
         if rng.uniform() < 0.2:
             bowel_air |= m & (rho_bw < 0.7)
+    if hard is not None:  # more loops, and the duodenum around the pancreatic head
+        hr = hard.rng
+        for k in range(16):
+            fx, fy = hr.uniform(-80, 80), hr.uniform(-75, 35)
+            r = hr.uniform(8, 18)
+            s_z = zprof(hr.uniform(-20, 40), hr.uniform(25, 60))
+            cx, cy = at(fx, fy)
+            rho_bw = _blob(c, c, cx, cy, r * s_z, r * hr.uniform(0.7, 1.3) * s_z, hr.uniform(0, math.pi))
+            if k < round(14 * hard.t):
+                bowel |= (rho_bw < 1) & pb(s_z > 0.12)
+        hx_, hy_ = p0[0] - 14 * P["pancreas_scale"], p0[1] + 4
+        duo = _tube(c, hx_ + 22 * np.cos(np.linspace(1.9, 4.4, 24)), hy_ + 22 * np.sin(np.linspace(1.9, 4.4, 24)),
+                    8.0 * (0.5 + 0.5 * hard.t))
+        bowel |= duo[..., None] & pb(hard.t > 0.3)
+        vein = _tube(c, cxs, cys + 11.5 * P["pancreas_scale"] + 5.0, 4.0 * (0.6 + 0.4 * hard.t))[..., None] & pb(pz > 0.1)
+        pan_fat = pan_fat | (_smooth_field(hr, (size, size), size / 5) > 1.6 - 1.2 * hard.t)
     bowel &= inner[..., None]
 
     # ---- paint a tissue-index map, then look up HU = base + k * enhancement
@@ -234,8 +312,13 @@ def anatomy(rng, rng_noise, size, sev_shape) -> dict:
     paint(pancreas, "pancreas", organ_label["pancreas"])
     paint(pancreas & pan_fat[..., None], "pancreas_fat")
     paint(aorta, "aorta", organ_label["aorta"])
-    table = np.array([_HU[n] for n in names], _F)
+    if hard is not None:
+        names.append("vein")
+        paint(vein & (lab == 0), "vein")
+    table = np.array([hu_of[n] for n in names], _F)
     base, enh = table[tissue, 0], table[tissue, 1]
+    if hard is not None:
+        base, enh = through_plane_mix(base, 0.3 * hard.t), through_plane_mix(enh, 0.3 * hard.t)
     # the scanner's random draws do not depend on its settings: drawn here, in the same order as before
     texture = 6.0 * _field3d(rng_noise, base.shape, P["fov_mm"] / 8, d / 2) * (lab > 0)  # organ texture
     white = rng_noise.standard_normal(base.shape).astype(_F)

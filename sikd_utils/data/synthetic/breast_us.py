@@ -10,6 +10,7 @@ from scipy import ndimage
 from .params import _Param, _draw, _F
 from .fields import _smooth_field, _harmonics, _blur
 from .shapes import _ellipse, _soft
+from .difficulty import Hardening
 
 
 SHAPE = {
@@ -35,9 +36,50 @@ DESCRIPTIONS = {
 }
 
 
-def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
+DIFFICULTY = (
+    Hardening("small lesions", "lesions up to 40 % narrower", "screening finds small lesions, a few speckle cells "
+              "across"),
+    Hardening("nearly isoechoic lesions", "the lesion's echo level 75 % of the way to fat's",
+              "many solid lesions are only mildly hypoechoic: close to the fat lobules around them"),
+    Hardening("fat lobules and cysts", "more and larger hypoechoic fat lobules, and up to three unlabelled cysts",
+              "fat lobules and simple cysts are dark, round and lesion-sized; they are not the tumour"),
+    Hardening("acoustic shadows", "up to four dark columns under ligaments and lesion edges",
+              "Cooper's ligaments and refraction at curved edges cast shadows that hide tissue and merge with "
+              "the lesion's lower margin"),
+    Hardening("indistinct margins", "the lesion's edge blurred over 4x more pixels",
+              "microlobulated and indistinct margins (BI-RADS) leave the outline to the reader"),
+)
+
+
+def _cysts_and_shadows(echo, hard, lesion, xx, zz, S, gland_top):
+    """Unlabelled dark look-alikes: simple cysts with posterior enhancement, and shadow columns."""
+    rng, t = hard.rng, hard.t
+    for k in range(3):
+        cx, cz, r = rng.uniform(0.1, 0.9), gland_top + rng.uniform(0.05, 0.35), rng.uniform(0.03, 0.07)
+        if k >= round(3 * t):
+            continue
+        rho = _ellipse(xx, zz, cx, cz, r * 1.3, r, rng.uniform(-0.2, 0.2))
+        cyst = (rho < 1) & ~ndimage.binary_dilation(lesion, iterations=2)
+        m = ndimage.gaussian_filter(cyst.astype(_F), 0.7 * S / 128)
+        below = ndimage.gaussian_filter1d((np.maximum.accumulate(cyst, axis=0) & ~cyst).astype(_F), 2.0 * S / 128, 1)
+        echo = echo * (1 - 0.97 * m) * (1 + 0.8 * below)
+    for k in range(4):
+        sx, top, width = rng.uniform(0.05, 0.95), rng.uniform(0.1, 0.45), rng.uniform(0.01, 0.035)
+        if k >= round(4 * t):
+            continue
+        col = np.exp(-(((xx - sx) / width) ** 2)) * _soft((zz - top) * S / 2.0)
+        echo = echo * (1 - 0.85 * col)
+    return echo
+
+
+def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
+    """One B-mode frame; ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings."""
     P = _draw(SHAPE, rng, sev_shape)
     A = _draw(APPEARANCE, rng_app, sev_app)
+    t, shrink = 0.0, 1.0
+    if hard is not None:
+        t, shrink = hard.t, math.exp(-0.5 * hard.t * hard.rng.uniform(0.2, 1.0))
+        P = dict(P, lesion_width=P["lesion_width"] * shrink)
     S = size
     sp = P["depth_mm"] / S
     g = (np.arange(S, dtype=_F) + 0.5) / S
@@ -58,6 +100,8 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     echo = np.where(zz < mus_b, 0.12 * np.clip(striae, 0.2, None), echo)
     echo = np.where(zz < retro_b, 0.07, echo)
     lobules = _soft((_smooth_field(rng, (S, S), (11, 18)) - 0.5) * 8)  # fat lobules in the gland
+    if hard is not None:  # more and larger lobules
+        lobules = np.maximum(lobules, _soft((_smooth_field(hard.rng, (S, S), (8, 12)) - 1.5 + 0.9 * t) * 8))
     gland = 0.7 * np.exp(0.35 * _smooth_field(rng, (S, S), 16))
     echo = np.where(zz < gland_b, gland * (1 - lobules) + 0.05 * lobules, echo)
     lig = np.exp(-((_smooth_field(rng, (S, S), (9, 18)) / 0.1) ** 2))  # Cooper's ligaments
@@ -81,7 +125,8 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     aspect = (rng.uniform(0.75, 1.05) if malignant else rng.uniform(0.5, 0.75)) + P["aspect_add"]
     h = w * aspect
     lx = rng.uniform(0.3, 0.7)
-    lz = float(np.clip(np.mean(fat_b) + h + rng.uniform(0.0, 0.12), 0.1 + h, 0.85 - h))
+    h_place = h if hard is None else h / shrink  # a smaller lesion sits where the larger one would
+    lz = float(np.clip(np.mean(fat_b) + h_place + rng.uniform(0.0, 0.12), 0.1 + h_place, 0.85 - h_place))
     h_smooth = _harmonics(rng, 3)
     h_spic = _harmonics(rng, 12, kmin=5, decay=0.4)
     amp_s = (0.07 if malignant else 0.03) + P["irregularity"]
@@ -95,6 +140,9 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     inside = math.exp(rng.uniform(math.log(0.004), math.log(0.05))) * np.exp(0.6 * _smooth_field(rng, (S, S), 13))
     # margins: sharp-ish for malignant (their irregularity is in the outline), blurred for benign
     edge_px = (0.6 if malignant else rng.uniform(0.8, 2.5)) * S / 128
+    if hard is not None:  # nearly isoechoic, with indistinct margins
+        inside = inside + _F(0.75 * t) * (_F(0.08) - inside)
+        edge_px = edge_px * (1 + 3 * t)
     m = _soft((1 - rho) * w * S / edge_px)
     echo = echo * (1 - m) + inside * m
     if malignant:
@@ -106,6 +154,8 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     else:
         post = 1 + rng.uniform(0.8, 1.6) * col * np.exp(-np.clip(zz - lz - h, 0, None) / 0.25)
     echo = echo * post * rib_shadow
+    if hard is not None:
+        echo = _cysts_and_shadows(echo, hard, lesion, xx, zz, S, float(np.mean(fat_b)))
     lab = lesion.astype(np.int64)
 
     # ---- scanner: speckle, attenuation/TGC, noise, log compression

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from .params import _Param, _draw, _F
 from .fields import _smooth_field, _field3d, _harmonics, _blur
 from .shapes import _ellipse, _blob
+from .difficulty import Hardening, through_plane_mix
 
 
 SHAPE = {
@@ -41,9 +43,49 @@ DESCRIPTIONS = {
 }
 
 
-def anatomy(rng, rng_noise, size, sev_shape) -> dict:
-    """The scene: tissue signal, labels and the scanner's noise draws (no appearance parameter is used here)."""
+DIFFICULTY = (
+    Hardening("wider anatomy", "heart size, wall thickness and RV size spread about 1.4x wider",
+              "real cohorts mix dilated, hypertrophic and infarcted hearts (ACDC has five diagnostic groups)"),
+    Hardening("trabeculae and papillary muscles",
+              "a dark, myocardium-like trabecular layer up to 30 % of the cavity radius, larger papillary muscles "
+              "and RV trabeculae, all labelled as cavity",
+              "the endocardial border runs through trabeculae and papillary muscles of myocardial signal; ACDC "
+              "labels them as cavity, so the boundary is a convention the image does not show"),
+    Hardening("lower blood-myocardium contrast", "blood signal 30 % closer to myocardium, order kept",
+              "slow flow near the apex and walls, through-plane saturation and lower field strength dim the blood "
+              "pool"),
+    Hardening("basal atrium and outflow tract", "at the base, a blood-bright atrium/outflow tract abutting the LV "
+              "and RV, labelled background",
+              "basal slices cut the left atrium and the LV outflow tract: blood of the same signal that is not "
+              "ventricle, the most disagreed-upon slices of ACDC"),
+    Hardening("through-plane partial volume", "each slice takes 35 % of its neighbours' signal",
+              "slices of 5-10 mm are thicker than the wall is curved: edges at base and apex blur across slices"),
+)
+
+
+def _widen(P: dict, hard) -> dict:
+    """More varied hearts: the anatomy parameters move by up to about 35 % more than in the source."""
+    u = hard.rng.uniform(-1.0, 1.0, 3)
+    return dict(P, lv_radius_mm=P["lv_radius_mm"] * math.exp(0.3 * hard.t * u[0]),
+                myo_thickness_mm=P["myo_thickness_mm"] * math.exp(0.3 * hard.t * u[1]),
+                rv_scale=P["rv_scale"] * math.exp(0.3 * hard.t * u[2]))
+
+
+def _dimmer_blood(t: float) -> dict:
+    """Tissue signals with blood closer to myocardium (LV > RV > MYO kept)."""
+    return dict(_MR, lv_blood=_MR["lv_blood"] - 0.3 * t, rv_blood=_MR["rv_blood"] - 0.25 * t,
+                blood_aorta=_MR["blood_aorta"] - 0.3 * t, myo=_MR["myo"] + 0.05 * t)
+
+
+def anatomy(rng, rng_noise, size, sev_shape, hard=None) -> dict:
+    """The scene: tissue signal, labels and the scanner's noise draws (no appearance parameter is used here).
+
+    ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings; None is level 0.
+    """
     P = _draw(SHAPE, rng, sev_shape)
+    mr = _MR
+    if hard is not None:
+        P, mr = _widen(P, hard), _dimmer_blood(hard.t)
     sp = P["fov_mm"] / size
     dz = float(rng.uniform(7.0, 10.0))
     L = P["long_axis_mm"]
@@ -139,34 +181,37 @@ def anatomy(rng, rng_noise, size, sev_shape) -> dict:
     liver = (_blob(c, c, bx - 0.35 * ax, hy + 60, 0.5 * ax * g_liv, 0.55 * ay * g_liv, 0.3) < 1) & inner[..., None]
 
     # ---- paint tissue signal (3D) and labels
-    sig = np.full((size, size, d), _MR["air"], _F)
-    sig[body] = _MR["fat"]
-    sig[(rho_b < 1 - fat_f)] = _MR["muscle"]
-    sig[inner] = _MR["soft"]
-    sig[fat_patch] = _MR["fat"]
-    lung_sig = np.where(lung_tex > 2.0, _MR["lung_vessel"], _MR["lung"]).astype(_F)
+    sig = np.full((size, size, d), mr["air"], _F)
+    sig[body] = mr["fat"]
+    sig[(rho_b < 1 - fat_f)] = mr["muscle"]
+    sig[inner] = mr["soft"]
+    sig[fat_patch] = mr["fat"]
+    lung_sig = np.where(lung_tex > 2.0, mr["lung_vessel"], mr["lung"]).astype(_F)
     sig[lungs] = lung_sig[lungs][:, None]
-    sig[liver] = _MR["liver"]
-    sig[paraspinal] = _MR["muscle"]
-    sig[vert] = _MR["cortex"]
-    sig[vert_marrow] = _MR["marrow"]
-    sig[canal] = _MR["csf"]
-    sig[aorta] = _MR["blood_aorta"]
-    sig[sternum] = _MR["marrow"]
+    sig[liver] = mr["liver"]
+    sig[paraspinal] = mr["muscle"]
+    sig[vert] = mr["cortex"]
+    sig[vert_marrow] = mr["marrow"]
+    sig[canal] = mr["csf"]
+    sig[aorta] = mr["blood_aorta"]
+    sig[sternum] = mr["marrow"]
     guard = (rho_epi < 1.25) | (rho_rvw < 1.12)
     heart_zone = guard & ~epi & ~rv & ~rv_wall
-    sig[heart_zone & (sig < 0.2)] = _MR["soft"]  # no lung touching the heart
-    sig[epi_fat] = _MR["fat"]
-    sig[rv_wall] = _MR["myo"]
-    sig[epi] = _MR["myo"]
-    sig[cav] = _MR["lv_blood"]
-    sig[pap] = _MR["papillary"]
-    sig[rv] = _MR["rv_blood"]
+    sig[heart_zone & (sig < 0.2)] = mr["soft"]  # no lung touching the heart
+    sig[epi_fat] = mr["fat"]
+    sig[rv_wall] = mr["myo"]
+    sig[epi] = mr["myo"]
+    sig[cav] = mr["lv_blood"]
+    sig[pap] = mr["papillary"]
+    sig[rv] = mr["rv_blood"]
 
     lab = np.zeros((size, size, d), np.int64)
     lab[epi] = 2
     lab[cav] = 3
     lab[rv] = 1
+    if hard is not None:
+        sig = _harden_heart(sig, lab, hard, mr, dict(c=c, sp=sp, tp=tp, hx=hx, hy=hy, phi=phi, R=R, rho_cav=rho_cav,
+                                                     rho_rv=rho_rv, pap=pap, cav=cav, rv=rv))
     # the scanner's random draws do not depend on its settings: drawn here, in the same order as before
     shape = sig.shape
     heterogeneity = 1 + 0.05 * _field3d(rng_noise, shape, size / 5, d / 2)  # tissue heterogeneity
@@ -175,6 +220,28 @@ def anatomy(rng, rng_noise, size, sev_shape) -> dict:
     n2 = rng_noise.standard_normal(shape, dtype=_F)
     return {"sig": sig, "lab": lab, "size": size, "d": d, "sp": sp, "dz": dz, "P": P,
             "heterogeneity": heterogeneity, "coil": coil, "n1": n1, "n2": n2}
+
+
+def _harden_heart(sig, lab, hard, mr, g) -> np.ndarray:
+    """Trabeculae, papillary muscles, the basal atrium and partial volume (labels left as they are)."""
+    t, rng = hard.t, hard.rng
+    shape = sig.shape
+    # trabeculae: a blotchy layer of myocardial signal along the endocardium, inside the labelled cavity
+    tex = _field3d(rng, shape, 14.0, shape[2] / 3)  # blotches about 15 mm across
+    lv_layer = g["cav"] & (g["rho_cav"] > 1 - 0.3 * t) & (tex > 0.2)
+    rv_layer = g["rv"] & (g["rho_rv"] > 1 - 0.25 * t) & (tex < -0.3)
+    grow = max(1, int(round(2.5 * t / g["sp"])))  # papillary muscles up to 2.5 mm thicker
+    pap = ndimage.binary_dilation(g["pap"], np.ones((3, 3, 1), bool), iterations=grow) & g["cav"]
+    sig[lv_layer | rv_layer | pap] = mr["papillary"]
+    # the basal atrium / outflow tract: blood outside the ventricles, in the first slices of the stack
+    c, tp = g["c"], g["tp"]
+    ang = g["phi"] + math.pi + rng.uniform(-0.9, 0.9)
+    r_a = 0.65 * g["R"] * (0.5 + 0.5 * t)
+    ax_, ay_ = g["hx"] + math.cos(ang) * 1.15 * g["R"], g["hy"] + math.sin(ang) * 1.15 * g["R"]
+    basal = (tp < 0.08 + 0.12 * t).reshape(1, 1, -1)
+    atrium = (_blob(c, c, ax_, ay_, r_a, 0.8 * r_a, rng.uniform(0, math.pi)) < 1) & basal & (lab == 0)
+    sig[atrium] = 0.5 * (mr["lv_blood"] + mr["rv_blood"])
+    return through_plane_mix(sig, 0.35 * t)
 
 
 def acquire(scene: dict, A: dict):

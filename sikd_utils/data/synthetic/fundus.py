@@ -10,6 +10,7 @@ from scipy import ndimage
 from .params import _Param, _draw, _F
 from .fields import _smooth_field, _harmonics, _blur
 from .shapes import _ellipse, _soft, _render_curves, _walk
+from .difficulty import Hardening
 
 
 SHAPE = {
@@ -36,9 +37,34 @@ DESCRIPTIONS = {
 }
 
 
-def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
+DIFFICULTY = (
+    Hardening("wider anatomy", "disc size and cup-to-disc ratio spread about 1.4x wider (small discs, small cups)",
+              "disc area varies fivefold between people; small, crowded discs with small cups are hard to read"),
+    Hardening("pale, shallow cup", "cup colour 55 % of the way to the rim's, its edge a slope 3x wider",
+              "the cup is a depression; its margin is judged from vessel bends and depth, and pallor often "
+              "does not match it"),
+    Hardening("soft disc margin", "the disc's edge blurred over 3x more pixels",
+              "tilted and myopic discs have no sharp scleral ring to mark where the rim ends"),
+    Hardening("peripapillary atrophy", "a pale, rim-coloured crescent beside the disc in most eyes, wider",
+              "beta-zone atrophy exposes white sclera next to the disc and is mistaken for rim"),
+    Hardening("vessels over the rim", "extra thick vessels crossing rim and cup",
+              "the central vessels cover the rim and cup edge where they leave the disc"),
+)
+
+
+def _widen(P: dict, hard) -> dict:
+    u = hard.rng.uniform(-1.0, 1.0, 2)
+    return dict(P, disc_diameter=P["disc_diameter"] * math.exp(0.2 * hard.t * u[0]),
+                cup_disc_ratio=float(np.clip(P["cup_disc_ratio"] + 0.12 * hard.t * u[1], 0.15, 0.85)))
+
+
+def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
+    """One photograph; ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings."""
     P = _draw(SHAPE, rng, sev_shape)
     A = _draw(APPEARANCE, rng_app, sev_app)
+    t = 0.0
+    if hard is not None:
+        P, t = _widen(P, hard), hard.t
     S = size
     g = (np.arange(S, dtype=_F) + 0.5) / S
     yy, xx = g[:, None], g[None, :]
@@ -80,11 +106,15 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         ppa = (rho_d >= 1) & (rho_d < 1 + rng.uniform(0.15, 0.3)) & macular_side
         ppa_s = ndimage.gaussian_filter(ppa.astype(_F), 0.8 * S / 128)
         img = img * (1 - 0.5 * ppa_s)[None] + (0.5 * ppa_s)[None] * np.array([0.85, 0.55, 0.38], _F)[:, None, None]
+    if hard is not None:
+        img = _atrophy(img, hard, rho_d, xx, yy, dcx, dcy, side, S)
     px_d = dh * S  # disc radius in pixels
-    sd = _soft((1 - rho_d) * px_d / 0.6)
-    sc = _soft((1 - rho_c) * ch * S / max(0.7, 0.12 * ch * S))  # the cup edge is a slope
+    sd = _soft((1 - rho_d) * px_d / (0.6 * (1 + 2 * t)))
+    sc = _soft((1 - rho_c) * ch * S / (max(0.7, 0.12 * ch * S) * (1 + 2 * t)))  # the cup edge is a slope
     rim_rgb = np.array([0.93, 0.6, 0.4], _F) * _F(math.exp(rng.uniform(-0.06, 0.06)))
     cup_rgb = np.array([0.98, 0.86, 0.7], _F)
+    if hard is not None:  # a shallow, pale-poor cup: its colour moves toward the rim's (still paler)
+        cup_rgb = cup_rgb + _F(0.55 * t) * (rim_rgb - cup_rgb)
     img = img * (1 - sd)[None] + (rim_rgb[:, None, None] * (1 + 0.04 * tex)) * sd[None]
     img = img * (1 - sc * sd)[None] + cup_rgb[:, None, None] * (sc * sd)[None]
 
@@ -112,6 +142,13 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         v, _ = _walk(rng, vx0, vy0, th0, rng.uniform(0.2, 0.4), step, rng.uniform(-1.5, 1.5), 0.8,
                      rng.uniform(0.008, 0.014), 0.6, 0.65)
         curves.append(v)
+    if hard is not None:  # thick vessels leaving the cup across the rim, above and below
+        for k in range(4):
+            th0 = (-1) ** k * math.pi / 2 + hard.rng.uniform(-0.9, 0.9)
+            v, _ = _walk(hard.rng, ccx, ccy, th0, dh * hard.rng.uniform(1.3, 2.2), step, hard.rng.uniform(-3, 3),
+                         0.5, 0.02, 0.3, 0.85)
+            if k < round(4 * t):
+                curves.append(v)
     curves = [[c[0] * S - 0.5, c[1] * S - 0.5, c[2], c[3], c[4]] for c in curves]
     vmap = _render_curves(curves, (S, S), S)
     vessel_rgb = np.array([0.55, 0.25, 0.3], _F)  # transmittance of blood per channel
@@ -130,3 +167,18 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     img += _F(A["noise"]) * rng_noise.standard_normal(img.shape, dtype=_F)
     spacing_mm = 12.0 / (2 * R * S)  # the imaged retina is about 12 mm across
     return img, lab, (spacing_mm, spacing_mm), dict(P, eye="right" if side > 0 else "left"), A
+
+
+def _atrophy(img, hard, rho_d, xx, yy, dcx, dcy, side, S):
+    """Beta-zone peripapillary atrophy: a pale, rim-coloured crescent outside the disc (label unchanged)."""
+    rng, t = hard.rng, hard.t
+    present = rng.uniform() < 0.4 + 0.6 * t
+    width = rng.uniform(0.2, 0.45) * t
+    centre = (math.pi if side > 0 else 0.0) + rng.uniform(-0.8, 0.8)  # mostly on the temporal side
+    spread = rng.uniform(0.0, 0.6)
+    theta = np.arctan2(yy - dcy, xx - dcx)
+    sector = np.cos(theta - centre) > 0.3 - spread
+    zone = (rho_d >= 1) & (rho_d < 1 + width) & sector & present
+    soft = ndimage.gaussian_filter(zone.astype(_F), 0.8 * S / 128)
+    colour = np.array([0.92, 0.62, 0.45], _F)  # sclera seen through atrophic retina: close to the rim
+    return img * (1 - 0.8 * soft)[None] + (0.8 * soft)[None] * colour[:, None, None]

@@ -10,6 +10,7 @@ from scipy import ndimage
 from .params import _Param, _draw, _F
 from .fields import _smooth_field, _harmonics, _blur
 from .shapes import _ellipse, _soft
+from .difficulty import Hardening
 
 
 SHAPE = {
@@ -37,9 +38,73 @@ DESCRIPTIONS = {
 }
 
 
-def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
+DIFFICULTY = (
+    Hardening("small and flat polyps", "polyps up to 40 % smaller and 60 % flatter, with a softer edge",
+              "diminutive (< 5 mm) and flat or sessile lesions are the ones missed in practice: little relief, "
+              "no shadowed rim"),
+    Hardening("mucosa-coloured polyps", "the polyp's colour and brightness 70 % of the way to the mucosa's",
+              "sessile serrated lesions and flat adenomas have the colour of the surrounding mucosa"),
+    Hardening("polyp-like folds", "up to three unlabelled domes with the polyp's colour, shading and texture",
+              "a fold seen end-on, a prominent fold or the ileocaecal valve looks like a polyp"),
+    Hardening("bubbles", "up to ten unlabelled bubbles with bright rims and highlights, some over the polyp",
+              "air bubbles and foam in poorly prepared bowels are round, bright-edged and polyp-sized"),
+)
+
+
+def _dome(img, xx, yy, S, centre, rr, aspect, angle, harm, lobulation, brightness, colour, pit, height=0.6,
+          edge=0.6):
+    """A raised dome (polyp or fold) blended into ``img``: lit from the scope, shaded at its edges."""
+    pcx, pcy = centre
+    rho = _ellipse(xx, yy, pcx, pcy, rr, rr * aspect, angle, harm, lobulation)
+    h = np.sqrt(np.clip(1 - rho**2, 0, 1)) * rr * S * height
+    gy, gx = np.gradient(h)
+    nz = 1 / np.sqrt(1 + gx**2 + gy**2)
+    s = _soft((1 - rho) * rr * S / edge)
+    dome = colour[:, None, None] * (brightness * (0.7 + 0.3 * nz**1.5) * (1 + 0.07 * pit))[None]
+    shadow = 1 - 0.15 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
+    return img * (shadow * (1 - s))[None] + dome * s[None], rho < 1, nz
+
+
+def _folds_like_polyps(img, hard, xx, yy, S, mucosa, lcx, lcy, d0, asp):
+    """Unlabelled domes with a polyp's look, painted before the polyps (which may cover them)."""
+    rng, t = hard.rng, hard.t
+    for k in range(3):
+        centre = tuple(rng.uniform(0.15, 0.85, 2))
+        rr = rng.uniform(0.05, 0.12)
+        look = (rng.uniform(0.7, 1.0), _harmonics(rng, 4, decay=0.7), rng.uniform(0, math.pi), rng.uniform(1.0, 1.25))
+        pit = _smooth_field(rng, (S, S), S / 3)
+        if k >= round(3 * t):
+            continue
+        dl = math.hypot(centre[0] - lcx, (centre[1] - lcy) * asp)
+        bright = max(0.8, 1 - math.exp(-((dl / d0) ** 2))) * look[3]
+        img, _, _ = _dome(img, xx, yy, S, centre, rr, look[0], look[2], look[1], 0.1, bright,
+                          mucosa * np.array([1.02, 1.05, 1.05], _F), pit, height=0.5)
+    return img
+
+
+def _bubbles(img, hard, xx, yy, S):
+    """Air bubbles: thin bright rims with a highlight, slightly lifting what is behind them."""
+    rng = hard.rng
+    n = int(round(10 * hard.t))
+    for k in range(10):
+        bx, by, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.012, 0.04)
+        if k >= n:
+            continue
+        d = np.sqrt((xx - bx) ** 2 + (yy - by) ** 2) / r
+        rim = np.exp(-(((d - 1) * r * S / 0.9) ** 2))
+        glint = np.exp(-(((xx - bx + 0.35 * r) ** 2 + (yy - by + 0.35 * r) ** 2) / (0.25 * r) ** 2))
+        img = img * (1 + 0.08 * (d < 1))[None] + (0.45 * rim + 0.8 * glint)[None]
+    return img
+
+
+def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app, hard=None):
+    """One frame; ``hard`` (a :class:`~.difficulty.Hard`) adds the difficulty level's hardenings."""
     P = _draw(SHAPE, rng, sev_shape)
     A = _draw(APPEARANCE, rng_app, sev_app)
+    t = 0.0
+    if hard is not None:
+        t = hard.t
+        P = dict(P, polyp_radius=P["polyp_radius"] * math.exp(-0.5 * t * hard.rng.uniform(0.3, 1.0)))
     S = size
     g = (np.arange(S, dtype=_F) + 0.5) / S
     yy, xx = g[:, None], g[None, :]
@@ -80,20 +145,19 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
         boost = rng.uniform(1.05, 1.3)
         tint = np.array([1.0, rng.uniform(0.93, 1.08), rng.uniform(0.93, 1.1)], _F)
         polyps.append((pcx, pcy, rr, p_ang, harm, boost, tint))
+    if hard is not None:
+        img = _folds_like_polyps(img, hard, xx, yy, S, mucosa, lcx, lcy, d0, asp)
     for pcx, pcy, rr, p_ang, harm, boost, tint in polyps[:n_pol]:
-        rho = _ellipse(xx, yy, pcx, pcy, rr, rr * P["polyp_aspect"], p_ang, harm, P["lobulation"] * 2)
-        mask = rho < 1
-        h = np.sqrt(np.clip(1 - rho**2, 0, 1)) * rr * S * 0.6
-        gy, gx = np.gradient(h)
-        nz = 1 / np.sqrt(1 + gx**2 + gy**2)
         pdl = math.hypot(pcx - lcx, (pcy - lcy) * asp)
-        p_illum = max(0.8, 1 - math.exp(-((pdl / d0) ** 2))) * boost  # raised toward the light
         pit = _smooth_field(rng_noise, (S, S), S / 3)
         pcol = mucosa * tint * np.array([1.02, 1.05, 1.05], _F)
-        s = _soft((1 - rho) * rr * S / 0.6)
-        polyp_img = pcol[:, None, None] * (p_illum * (0.7 + 0.3 * nz**1.5) * (1 + 0.07 * pit))[None]
-        shadow = 1 - 0.15 * np.exp(-np.clip(rho - 1, 0, None) / 0.12) * (rho >= 1)
-        img = img * (shadow * (1 - s))[None] + polyp_img * s[None]
+        height, edge = 0.6, 0.6
+        if hard is not None:  # flat, mucosa-coloured: little relief, a soft edge, hardly any tint or lift
+            boost, height, edge = 1 + (boost - 1) * (1 - 0.7 * t), 0.6 * (1 - 0.6 * t), 0.6 * (1 + 2 * t)
+            pcol = pcol + _F(0.7 * t) * (mucosa - pcol)
+        p_illum = max(0.8, 1 - math.exp(-((pdl / d0) ** 2))) * boost  # raised toward the light
+        img, mask, nz = _dome(img, xx, yy, S, (pcx, pcy), rr, P["polyp_aspect"], p_ang, harm, P["lobulation"] * 2,
+                              p_illum, pcol, pit, height, edge)
         lab[mask] = 1
         spec_zone = np.maximum(spec_zone, (nz > 0.85) * mask * 1.0)
     # specular highlights: small saturated spots on wet, camera-facing surfaces
@@ -101,6 +165,8 @@ def generate(rng, rng_app, rng_noise, size, sev_shape, sev_app):
     spec = np.clip((sf - 1.6) * 2.5, 0, 1) * np.clip(spec_zone, 0, 1)
     spec = ndimage.gaussian_filter(spec, 0.5 * S / 128)
     img += (1.2 * spec)[None]
+    if hard is not None:
+        img = _bubbles(img, hard, xx, yy, S)
 
     # ---- camera
     gains = np.array([A["gain_r"], A["gain_g"], A["gain_b"]], _F)
