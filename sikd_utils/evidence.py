@@ -7,6 +7,9 @@ tables, and ``tests/test_results_page.py`` recomputes every number from the same
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -16,7 +19,7 @@ from .reproduce import load_results
 
 __all__ = ["load_results", "page_tables", "verdict_sentences", "gate_flags", "task_notes", "earlier_preset_notes",
            "load_teacher_scan", "teacher_length_table", "load_teacher_length_runs", "teacher_length_effect", "fingerprint_sentences",
-           "teacher_length_sentences", "headline", "PENDING"]
+           "teacher_length_sentences", "headline", "PENDING", "Outcome", "outcome"]
 
 PENDING = ("**Pending.** The evidence run (`python -m sikd_utils reproduce --preset gpu`) has not committed "
            "results for this task yet; nothing is shown for it rather than a number from another scale.")
@@ -283,3 +286,37 @@ def verdict_sentences(verdicts: pd.DataFrame, notes: dict | None = None) -> list
                      f"**{r.cross_verdict}** (Δ {cross} points averaged over target severities, "
                      f"{r.cross_gains} gain(s) and {r.cross_losses} loss(es) among {r.cross_n}){gate}.")
     return lines
+
+
+class Outcome(NamedTuple):
+    """What the reproduction found: the sentence the book opens with and the numbers behind its figure."""
+
+    headline: str                  # :func:`headline`, with the tasks still pending named
+    verdicts: pd.DataFrame         # :func:`sikd_utils.stats.verdicts` (Dice fractions), for ``viz.delta_vs_paper``
+    notes: dict                    # task -> note said beside its name (:func:`task_notes`)
+    source: Path | None            # the results folder read, None where none was found
+
+
+def outcome(results_dir=None, tasks=None) -> Outcome:
+    """The book's answer in one sentence, computed from the committed results (``results_dir``: default
+    the book's, found by :func:`sikd_utils.results.find_results`), so the landing page and notebook 00
+    open with the same verdict as notebook 06 and the results page, never with a typed one."""
+    from .data.tasks import TASKS
+    from .results import find_results
+
+    source = Path(results_dir) if results_dir is not None else find_results()
+    if source is None or not (source / "provenance.json").exists():
+        return Outcome(PENDING, pd.DataFrame(), {}, source)
+    scores, training, prov = load_results(source)
+    tasks = list(tasks) if tasks is not None else list(TASKS)
+    scores, training = scores[scores["task"].isin(tasks)], training[training["task"].isin(tasks)]
+    done = [t for t in tasks if t in set(scores["task"])]
+    if not done:
+        return Outcome(PENDING, pd.DataFrame(), {}, source)
+    tables = page_tables(scores, training)
+    line = headline(tables["verdicts"], tables["gate"])
+    pending = [t for t in tasks if t not in done]
+    if pending:
+        line += f" Pending: {', '.join(_title(t) for t in pending)}."
+    notes = task_notes(training, earlier_preset_notes(prov, "gpu"))
+    return Outcome(line, stats.verdicts(scores, training), notes, source)

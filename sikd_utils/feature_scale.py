@@ -134,7 +134,8 @@ def probe_figure(frame: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     backbones = list(dict.fromkeys(frame["backbone"]))
-    fig, axes = plt.subplots(1, len(backbones), figsize=(3.6 * len(backbones), 2.8), squeeze=False)
+    # the book's column is 7 inches wide (viz.FIGURE_WIDTH): narrower panels, one legend under them all
+    fig, axes = plt.subplots(1, len(backbones), figsize=(min(3.6 * len(backbones), 7.0), 3.3), squeeze=False)
     for ax, backbone in zip(axes[0], backbones):
         rows = frame[frame["backbone"] == backbone]
         teacher = rows[rows["role"] == "teacher"]
@@ -146,8 +147,12 @@ def probe_figure(frame: pd.DataFrame):
         ax.set_xlabel("teacher epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("feature mean square")
-    axes[0][-1].legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
+    labels = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 

@@ -23,6 +23,13 @@ __all__ = [
 ]
 
 
+#: The width of a book figure in inches (the content column's 680 px at 100 dpi), so that a figure is
+#: shown at the size it was drawn and its text keeps the size it was given.
+FIGURE_WIDTH = 7.0
+#: Smallest font size (points) in a book figure; at :data:`FIGURE_WIDTH` it is what the reader gets.
+MIN_FONT = 9
+
+
 def _hex_to_rgb(color: str) -> np.ndarray:
     color = color.lstrip("#")
     return np.array([int(color[i : i + 2], 16) / 255 for i in (0, 2, 4)])
@@ -61,8 +68,10 @@ def label_overlay(image: np.ndarray, label: np.ndarray, task: str | TaskSpec, al
 
 
 def _axes_grid(rows: int, cols: int, size: float = 2.2):
+    """Image panels of ``size`` inches, narrowed so ``cols`` of them fit :data:`FIGURE_WIDTH`."""
     import matplotlib.pyplot as plt
 
+    size = min(size, FIGURE_WIDTH / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -76,7 +85,7 @@ def show_cases(cases: Sequence[Case], task: str | TaskSpec, overlay: bool = True
     for j, case in enumerate(cases):
         image, label = middle_slice(case)
         axes[0, j].imshow(display_image(image), cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_title(case.case_id, fontsize=8)
+        axes[0, j].set_title(case.case_id, fontsize=MIN_FONT)
         if overlay:
             axes[1, j].imshow(label_overlay(image, label, task))
     if title:
@@ -115,8 +124,9 @@ def shift_gallery(task: str | TaskSpec, image_size: int = 96, severities: Sequen
     registry = shift_families(spec.key)
     names = list(families) if families is not None else list(registry)
     clean = shift_cases(spec.key, "clean", 0, case_index + 1, image_size, seed=seed)[case_index]
-    fig, axes = _axes_grid(len(names), len(severities) + 1, size=1.55)
-    fig.set_size_inches(1.55 * (len(severities) + 1) + 3.6, 1.55 * len(names))
+    size = 1.1
+    fig, axes = _axes_grid(len(names), len(severities) + 1, size=size)
+    fig.set_size_inches(FIGURE_WIDTH, size * len(names))
     for row, name in zip(axes, names):
         shown = [clean] + [shift_cases(spec.key, name, s, case_index + 1, image_size, seed=seed)[case_index]
                            for s in severities]
@@ -127,14 +137,14 @@ def shift_gallery(task: str | TaskSpec, image_size: int = 96, severities: Sequen
             ax.imshow(display_image(image), cmap="gray", vmin=0, vmax=1)
             if kind == "shape":
                 ax.contour(label > 0, levels=[0.5], colors=["#ffcc00"], linewidths=0.6)
-        row[0].set_ylabel(name, fontsize=8)
+        row[0].set_ylabel(name, fontsize=MIN_FONT)
         description = registry[name].description if name in registry else name.replace("+", " + ")
-        row[-1].text(1.06, 0.5, textwrap.fill(f"[{kind}] {description}", 44), transform=row[-1].transAxes,
-                     fontsize=7, va="center", ha="left")
+        row[-1].text(1.06, 0.5, textwrap.fill(f"[{kind}] {description}", 34), transform=row[-1].transAxes,
+                     fontsize=MIN_FONT, va="center", ha="left")
     for ax, title in zip(axes[0], ["clean"] + [f"severity {s}" for s in severities]):
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=MIN_FONT)
     fig.suptitle(f"{spec.title}: the shift benchmark", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / FIGURE_WIDTH, 1))  # the right 2.4 in hold the descriptions
     return fig
 
 
@@ -174,7 +184,8 @@ def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] 
                                    for h in histories.values() for r in h)]
     ncols = max(1, min(ncols or len(keys), len(keys)))
     nrows = -(-len(keys) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False)
+    width = min(3.4 * ncols, FIGURE_WIDTH)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.8 * nrows * width / (3.4 * ncols)), squeeze=False)
     for ax in axes.flat[len(keys):]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, keys):
@@ -188,7 +199,7 @@ def plot_histories(histories: Mapping[str, Sequence[dict]], keys: Sequence[str] 
         ax.set_xlabel("epoch")
         if key in ("loss", "ce", "mse"):
             ax.set_yscale("log")
-    axes.flat[0].legend(fontsize=8)
+    axes.flat[0].legend(fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -248,7 +259,7 @@ def dumbbell(table, label_col: str = "label", left: str = "baseline", right: str
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.2))
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 0.45 * len(table) + 1.2))
     else:
         fig = ax.figure
     ys = np.arange(len(table))[::-1]
@@ -275,7 +286,7 @@ def dumbbell(table, label_col: str = "label", left: str = "baseline", right: str
     if reference is not None:
         handles += [plt.Line2D([], [], marker="o", ls="", mfc="none", color="0.45", label="paper baseline"),
                     plt.Line2D([], [], marker="o", ls="", mfc="none", color="tab:blue", label="paper + SIKD")]
-    ax.legend(handles=handles, fontsize=8, loc="lower left")
+    ax.legend(handles=handles, fontsize=MIN_FONT, loc="lower left")
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -302,7 +313,7 @@ def severity_curves(comparison, x: str = "severity", by: str | None = "task", ax
                 ax.fill_between(group[x], group[method] - ci, group[method] + ci, color=color, alpha=0.1)
     ax.set_xlabel("shift severity")
     ax.set_ylabel("Dice")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=MIN_FONT, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -343,7 +354,7 @@ def case_browser(domains: Mapping[str, Sequence[Case]], task: str | TaskSpec):
         fig, ax = plt.subplots(figsize=(3.2, 3.2))
         shown = label_overlay(image, label, spec) if overlay.value else display_image(image)
         ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{case.case_id}", fontsize=8)
+        ax.set_title(f"{case.case_id}", fontsize=MIN_FONT)
         ax.axis("off")
         picture.value = figure_png(fig)
 
@@ -376,11 +387,42 @@ def class_toggle(case: Case, task: str | TaskSpec):
     return widgets.VBox([widgets.HBox(boxes), picture])
 
 
+#: Column names of the package's tables (:mod:`sikd_utils.stats`, :mod:`sikd_utils.evidence`,
+#: :mod:`sikd_utils.paper`) in words, for the reader; code keeps the short names.
+COLUMN_LABELS = {
+    "title": "task",
+    "intra_delta": "in-domain Δ (points)", "intra_ci": "in-domain ± 95 % CI", "intra_verdict": "in-domain verdict",
+    "cross_delta": "cross-domain Δ (points)", "cross_ci": "cross-domain ± 95 % CI",
+    "cross_gains": "shifted sets: gains", "cross_losses": "shifted sets: losses", "cross_n": "shifted sets",
+    "cross_verdict": "cross-domain verdict",
+    "intra_baseline": "in-domain baseline", "intra_sikd": "in-domain + SIKD",
+    "cross_baseline": "cross-domain baseline", "cross_sikd": "cross-domain + SIKD",
+    "kind": "test", "delta": "Δ (points)", "ci": "± 95 % CI", "paper_delta": "paper's Δ (points)",
+    "n_seeds": "seeds", "baseline_val": "baseline validation Dice", "teacher_val": "teacher validation Dice",
+    "raw_teacher_val": "raw teacher validation Dice", "teacher_passes": "teachers passing",
+    "teacher_gated": "teachers gated", "raw_teacher_passes": "raw teachers passing",
+    "raw_teacher_gated": "raw teachers gated",
+    "degradation_ci": "degradation ± 95 % CI", "delta_vs_baseline": "Δ degradation vs baseline",
+    "delta_vs_baseline_ci": "Δ degradation ± 95 % CI", "dice": "Dice", "dice_ci": "Dice ± 95 % CI",
+    "best_val_dice": "best validation Dice", "best_epoch": "best epoch", "hd95_mm": "HD95 (mm)",
+    "hd95_vox": "HD95 (voxels)", "n_hd95_undefined": "cases with HD95 undefined", "test_set": "test set",
+    "class_index": "class index", "base_channels": "base channels", "image_size": "image size",
+    "gathered_on": "gathered on",
+}
+
+
+def readable(frame):
+    """``frame`` with the package's short column names (:data:`COLUMN_LABELS`) in words; others kept."""
+    return frame.rename(columns=lambda c: COLUMN_LABELS.get(c, c) if isinstance(c, str) else c)
+
+
 def table(frame, **to_html):
-    """A DataFrame as an HTML table without its 0, 1, 2 ... row numbers (anything else is returned as is).
+    """A DataFrame as an HTML table without its 0, 1, 2 ... row numbers, its columns named in words
+    (:func:`readable`); anything else is returned as is.
 
     Readers need the columns, not pandas' positional index; a meaningful index (e.g. task names) is
-    kept as a column by ``reset_index`` before calling this.
+    kept as a column by ``reset_index`` before calling this. The table sits in a box that scrolls
+    sideways on its own, so a wide table never makes the whole page scroll.
     """
     import pandas as pd
 
@@ -388,7 +430,8 @@ def table(frame, **to_html):
         return frame
     from IPython.display import HTML
 
-    return HTML(frame.to_html(index=False, **to_html))
+    html = readable(frame).to_html(index=False, **to_html)
+    return HTML(f'<div class="sikd-table" style="overflow-x: auto; max-width: 100%">{html}</div>')
 
 
 def bullets_html(lines):
@@ -472,7 +515,7 @@ def show_worst_cases(cases: Sequence[Case], predictions: Mapping[str, Mapping[st
         panels += [(label_overlay(image, pick(predictions[m][case_id]), spec), f"{m} {row[m]:.2f}") for m in methods]
         for ax, (picture, title) in zip(axes[i], panels):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -482,8 +525,20 @@ METHOD_STYLE = {"baseline": ("0.35", "--", "baseline U-Net"), "sikd": ("tab:gree
                 "control": ("tab:purple", ":", "control (raw-image teacher)")}
 
 
+def _cell_number(value: float) -> str:
+    """A heat-map cell's Δ: one decimal below 10 points, none above, so a 9-point number fits its cell."""
+    return f"{value:+.0f}" if abs(value) >= 9.95 else f"{value:+.1f}"
+
+
+def _families(deltas) -> list[str]:
+    """``clean`` and ``target`` first, then the shift families in the order ``deltas`` lists them."""
+    order = ["clean", "target"]
+    present = list(dict.fromkeys(deltas["family"]))
+    return [f for f in order if f in present] + [f for f in present if f not in order]
+
+
 def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Sequence[str] | None = None,
-                        limit: float | None = None):
+                        limit: float | None = None, colorbar: bool = True):
     """Robustness fingerprint of one task: families × severities, cell = Δ Dice points (method − baseline).
 
     ``deltas`` is :func:`sikd_utils.stats.paired_deltas` for one task. Cells whose 95 % CI excludes 0 are
@@ -493,9 +548,7 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
     import matplotlib.pyplot as plt
 
     if families is None:
-        order = ["clean", "target"]
-        families = order + [f for f in dict.fromkeys(deltas["family"]) if f not in order]
-        families = [f for f in families if f in set(deltas["family"])]
+        families = _families(deltas)
     severities = sorted({int(s) if float(s).is_integer() else s for s in deltas["severity"]})
     grid = np.full((len(families), len(severities)), np.nan)
     sig = np.zeros_like(grid, dtype=bool)
@@ -514,7 +567,7 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
     for i in range(len(families)):
         for j in range(len(severities)):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, _cell_number(grid[i, j]), ha="center", va="center", fontsize=MIN_FONT,
                         fontweight="bold" if sig[i, j] else "normal",
                         color="white" if abs(grid[i, j]) > 0.6 * limit else "black")
                 if sig[i, j]:
@@ -523,12 +576,81 @@ def fingerprint_heatmap(deltas, title: str | None = None, ax=None, families: Seq
     ax.set_yticks(range(len(families)), families)
     ax.set_xlabel("severity")
     beyond = np.isfinite(grid).any() and float(np.nanmax(np.abs(grid))) > limit  # clipped: say so on the bar
-    fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02,
-                 extend="both" if beyond else "neither")
+    if colorbar:
+        fig.colorbar(image, ax=ax, label="Δ Dice (points)", fraction=0.05, pad=0.02,
+                     extend="both" if beyond else "neither")
     if title:
         ax.set_title(title, fontsize=9)
     if own:
         fig.tight_layout()
+    return fig
+
+
+def fingerprint_grid(panels: Mapping[str, object], limit: float | None = None, cols: int = 2):
+    """Several fingerprints (``title -> deltas`` of :func:`fingerprint_heatmap`) in one figure
+    :data:`FIGURE_WIDTH` wide with one colour bar, so every cell keeps room for its number at
+    :data:`MIN_FONT`. Panels with the same families (variants of one task) share the family axis, ``cols``
+    a row; panels with different families (tasks) take a row each — side by side, their long family names
+    would leave no room for the cells."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    titles = list(panels)
+    if not titles:
+        raise ValueError("fingerprint_grid: no panels")
+    families = {t: _families(panels[t]) for t in titles}
+    shared = len({tuple(f) for f in families.values()}) == 1
+    if limit is None:
+        values = 100 * np.abs(pd.to_numeric(pd.concat([panels[t] for t in titles])["delta"], errors="coerce"))
+        limit = (float(np.nanmax(values)) if np.isfinite(values).any() else 1.0) or 1.0
+    cols = max(1, min(cols, len(titles))) if shared else 1
+    rows = -(-len(titles) // cols)
+    heights = [max(len(families[t]) for t in titles[r * cols:(r + 1) * cols]) for r in range(rows)]
+    inches = [0.22 * h + 0.75 for h in heights]
+    legend = 0.75  # the colour bar under the panels
+    total = sum(inches) + legend
+    fig, axes = plt.subplots(rows, cols, figsize=(FIGURE_WIDTH, total), squeeze=False, sharey=shared,
+                             gridspec_kw={"height_ratios": inches})
+    for ax, title in zip(axes.flat, titles):
+        fingerprint_heatmap(panels[title], title=title, ax=ax, families=families[title], limit=limit, colorbar=False)
+    for ax in list(axes.flat)[len(titles):]:
+        ax.remove()
+    fig.tight_layout(rect=(0, legend / total, 1, 1))
+    bar = fig.add_axes((0.25, 0.3 / total, 0.5, 0.12 / total))
+    values = 100 * np.abs(pd.to_numeric(pd.concat([panels[t] for t in titles])["delta"], errors="coerce"))
+    beyond = bool(np.isfinite(values).any() and float(np.nanmax(values)) > limit)  # clipped: the bar says so
+    fig.colorbar(axes.flat[0].images[0], cax=bar, orientation="horizontal", extend="both" if beyond else "neither",
+                 label="Δ Dice (points); blue: better than the baseline")
+    return fig
+
+
+def method_curves_grid(curves, tasks: Sequence[str], notes: Mapping[str, str] | None = None, cols: int = 2):
+    """:func:`method_curves` of every task in ``tasks`` (``curves``: :func:`sikd_utils.stats.method_summary`
+    rows), ``cols`` panels a row within :data:`FIGURE_WIDTH`, one legend for all; ``notes`` maps a task to a
+    remark shown under its title (e.g. a failed gate)."""
+    import matplotlib.pyplot as plt
+
+    from .data.tasks import TASKS
+
+    notes = notes or {}
+    cols = max(1, min(cols, len(tasks)))
+    rows = -(-len(tasks) // cols) + (1 if len(tasks) % cols == 0 else 0)  # a free panel holds the legend
+    fig, axes = plt.subplots(rows, cols, figsize=(FIGURE_WIDTH, 2.7 * rows), squeeze=False, sharex=True)
+    for ax, task in zip(axes.flat, tasks):
+        title = TASKS[task].title if task in TASKS else task
+        if notes.get(task):
+            title += "\n" + notes[task]
+        method_curves(curves[curves["task"] == task], title=title, ax=ax)
+        ax.get_legend().remove()
+    spare = list(axes.flat)[len(tasks):]
+    for ax in spare:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if spare:
+        spare[0].legend(handles, labels, loc="center", fontsize=MIN_FONT + 1, frameon=False)
+    for ax in axes.flat[: len(tasks)]:
+        ax.tick_params(labelbottom=True)
+    fig.tight_layout()
     return fig
 
 
@@ -544,7 +666,7 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
 
     flags = flags or {}
     tasks = list(ours["task"])
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 0.5 * len(tasks) + 1.6), sharey=True,
+    fig, axes = plt.subplots(1, len(kinds), figsize=(FIGURE_WIDTH, 0.5 * len(tasks) + 1.8), sharey=True,
                              squeeze=False)
     ys = np.arange(len(tasks))[::-1]
     paper = paper.set_index("task")
@@ -568,7 +690,7 @@ def delta_vs_paper(ours, paper, kinds: Sequence[str] = ("intra", "cross"), limit
     axes[0][0].set_yticks(ys, [f"{t} {flags[t]}" if t in flags else t for t in tasks])
     handles = [plt.Line2D([], [], marker="o", color="tab:green", label="ours: mean ± 95 % CI over seeds"),
                plt.Line2D([], [], marker="D", ls="", mfc="none", color="tab:blue", label="paper (Fig. 1)")]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=MIN_FONT, frameon=False)
     fig.suptitle("SIKD − baseline", fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
@@ -589,7 +711,7 @@ def teacher_length_figure(effect):
 
     from .stats import GATE_MARGIN
 
-    fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 3.9), sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (task, runs), color in zip(effect.groupby("task", sort=False), colors * 3):
         runs = runs.sort_values("teacher epochs")
@@ -602,12 +724,12 @@ def teacher_length_figure(effect):
             for xi, yi, ok, epochs in zip(x, y, passed, runs["teacher epochs"]):
                 ax.plot([xi], [yi], "o", color=color, mfc=color if ok else "white")
                 if len(runs) > 1:
-                    ax.annotate(str(epochs), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                    ax.annotate(str(epochs), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=MIN_FONT,
                                 color=color)
     for ax, kind in zip(axes[0], ("clean source", "realistic target, mean over severities")):
         ax.axhline(0, color="0.3", lw=0.8)
         ax.axvline(-100 * GATE_MARGIN, color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel("teacher − baseline, validation Dice (points; gate --)")
+        ax.set_xlabel("teacher − baseline (points; gate --)")
         ax.set_title(kind, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("SIKD − baseline (Dice points)")
@@ -615,9 +737,9 @@ def teacher_length_figure(effect):
                for task, color in zip(effect["task"].drop_duplicates(), colors * 3)]
     handles += [plt.Line2D([], [], marker="o", ls="", color="0.3", label="gate passed (all seeds)"),
                 plt.Line2D([], [], marker="o", ls="", color="0.3", mfc="white", label="gate missed")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=MIN_FONT, frameon=False)
     fig.suptitle("Does a better teacher close the gap? (labels: teacher epochs)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     return fig
 
 
@@ -631,14 +753,14 @@ def teacher_student_figure(pairs):
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     tasks = list(dict.fromkeys(pairs["task"]))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.8))
     for _, r in pairs.iterrows():
         color = colors[tasks.index(r["task"]) % len(colors)]
         x, y = r["teacher margin"], r["delta"]
         ax.errorbar([x], [y], yerr=[r["ci"]], fmt="none", ecolor=color, elinewidth=1, capsize=2, alpha=0.7)
         ax.plot([x], [y], "o" if r["run"] == "evidence" else "s", color=color,
                 mfc=color if _all_passed(r["gate passes"]) else "white", ms=6)
-        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6, color=color)
+        ax.annotate(r["variant"], (x, y), textcoords="offset points", xytext=(4, 2), fontsize=MIN_FONT, color=color)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("teacher − baseline, validation Dice (points)")
@@ -648,9 +770,9 @@ def teacher_student_figure(pairs):
     handles += [plt.Line2D([], [], marker="o", ls="", color="0.3", label="evidence run"),
                 plt.Line2D([], [], marker="s", ls="", color="0.3", label="ablation"),
                 plt.Line2D([], [], marker="o", ls="", color="0.3", mfc="white", label="gate missed (some seed)")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=MIN_FONT, frameon=False)
     fig.suptitle("Does the student follow its teacher?", fontsize=10)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
 
@@ -674,7 +796,7 @@ def method_curves(summary, family: str = "target", title: str | None = None, ax=
     ax.set_xlabel(f"{family} severity (0 = clean)")
     ax.set_ylabel("Dice")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=MIN_FONT)
     if title:
         ax.set_title(title, fontsize=9)
 
@@ -708,7 +830,7 @@ def shift_grid(cases: Mapping[str, Sequence[Case]], predictions: Mapping[str, Ma
     for row_axes, panels in zip(axes, rows):
         for ax, (picture, title) in zip(row_axes, panels):
             ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -731,10 +853,11 @@ def shift_browser(cases: Mapping[str, Sequence[Case]], predictions: Mapping[str,
 
     def redraw(*_):
         panels = _shift_panels(cases, predictions, scores, spec, shift.value, case_i.value)
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4), squeeze=False)
+        size = min(2.2, FIGURE_WIDTH / len(panels))
+        fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.2), squeeze=False)
         for ax, (pic, title) in zip(axes[0], panels):
             ax.imshow(pic, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=MIN_FONT)
             ax.axis("off")
         fig.tight_layout()
         picture.value = figure_png(fig)
@@ -745,4 +868,5 @@ def shift_browser(cases: Mapping[str, Sequence[Case]], predictions: Mapping[str,
     return widgets.VBox([widgets.HBox([shift, case_i]), picture])
 
 
-__all__ += ["fingerprint_heatmap", "delta_vs_paper", "method_curves", "METHOD_STYLE"]
+__all__ += ["fingerprint_heatmap", "fingerprint_grid", "delta_vs_paper", "method_curves", "method_curves_grid",
+            "METHOD_STYLE", "FIGURE_WIDTH", "MIN_FONT", "readable", "COLUMN_LABELS"]

@@ -202,13 +202,13 @@ def ingredient_figure(ax=None):
     table = ingredients()
     changed = (table != table.loc["sikd"]).to_numpy()
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.45 * table.shape[1] + 1.6, 0.36 * len(table) + 0.9))
+        _, ax = plt.subplots(figsize=(7.0, 0.3 * len(table) + 1.2))  # the book's column (viz.FIGURE_WIDTH)
     ax.imshow(changed, cmap=plt.get_cmap("Oranges"), vmin=0, vmax=2.2, aspect="auto")
     for (i, j), value in np.ndenumerate(table.to_numpy()):
-        ax.text(j, i, value, ha="center", va="center", fontsize=8, fontweight="bold" if changed[i, j] else "normal")
-    ax.set_xticks(range(table.shape[1]), table.columns, fontsize=8)
+        ax.text(j, i, value, ha="center", va="center", fontsize=9, fontweight="bold" if changed[i, j] else "normal")
+    ax.set_xticks(range(table.shape[1]), table.columns, fontsize=9)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    ax.set_yticks(range(len(table)), table.index, fontsize=9)
     ax.set_xticks(np.arange(-0.5, table.shape[1]), minor=True)
     ax.set_yticks(np.arange(-0.5, len(table)), minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
@@ -326,23 +326,15 @@ def colour_limit(deltas: pd.DataFrame, quantile: float = COLOUR_QUANTILE) -> flo
     return max(1.0, float(np.quantile(values, quantile))) if values.size else 1.0
 
 
-def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = None, cols: int = 4):
-    """One :func:`sikd_utils.viz.fingerprint_heatmap` per variant of ``task`` (rows of :func:`fingerprints`)."""
-    import matplotlib.pyplot as plt
-
-    from .viz import fingerprint_heatmap
+def fingerprint_figure(deltas: pd.DataFrame, task: str, limit: float | None = None, cols: int = 2):
+    """One fingerprint per variant of ``task`` (rows of :func:`fingerprints`), ``cols`` a row in the book's
+    column width (:func:`sikd_utils.viz.fingerprint_grid`)."""
+    from .viz import fingerprint_grid
 
     part = deltas[deltas["task"] == task]
     names = [v for v in ab.VARIANTS if v in set(part["method"])]
-    rows, n_families = -(-len(names) // cols), part["family"].nunique()
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, (1.3 + 0.3 * n_families) * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names):
-        fingerprint_heatmap(part[part["method"] == name], title=f"{name} − {ab.VARIANTS[name].baseline}", ax=ax,
-                            limit=limit)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
+    return fingerprint_grid({f"{name} − {ab.VARIANTS[name].baseline}": part[part["method"] == name] for name in names},
+                            limit=limit, cols=cols)
 
 
 #: the place of each method on the λ axis (SIKD is the paper's λ = 2); the baseline (no distillation term,
@@ -407,8 +399,8 @@ def lambda_figure(curve: pd.DataFrame):
     tasks = list(dict.fromkeys(curve["task"]))
     families = [f for f in SUMMARIES if f in set(curve["family"])]
     means = stats.method_summary(curve.assign(severity=0)).set_index(["task", "family", "method"])
-    fig, axes = plt.subplots(len(tasks), len(families), figsize=(3.6 * len(families), 2.7 * len(tasks)),
-                             squeeze=False)
+    width = min(3.6 * len(families), 7.0)  # the book's column (viz.FIGURE_WIDTH)
+    fig, axes = plt.subplots(len(tasks), len(families), figsize=(width, 2.7 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
         for ax, family in zip(row, families):
             part = curve[(curve["task"] == task) & (curve["family"] == family)]
@@ -435,10 +427,10 @@ def lambda_figure(curve: pd.DataFrame):
             ax.set_xticks(lams, [f"{lam:g}" for lam in lams])
             ax.minorticks_off()
             ax.set_title(f"{task} · {family}", fontsize=9)
-            ax.set_xlabel("λ (log scale; SIKD: 2)", fontsize=8)
-            ax.set_ylabel("Dice (points)", fontsize=8)
-            ax.tick_params(labelsize=8)
-    axes[0][0].legend(fontsize=7)
+            ax.set_xlabel("λ (log scale; SIKD: 2)", fontsize=9)
+            ax.set_ylabel("Dice (points)", fontsize=9)
+            ax.tick_params(labelsize=9)
+    axes[0][0].legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -635,16 +627,24 @@ def _dice_curves(panels, size, marker=None):
     """One panel per ``(title, rows)``, one line of validation Dice against epoch per seed of ``rows``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), sharey=True, squeeze=False)
-    for ax, (title, rows) in zip(axes[0], panels):
+    # within the book's column (viz.FIGURE_WIDTH, 7 in): narrower panels, down to 2.3 in, then more rows
+    width = min(size[0], 7.0 / len(panels))
+    cols = len(panels) if width >= 2.3 else 3
+    width = min(size[0], 7.0 / cols)
+    n_rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(width * cols, size[1] * n_rows), sharey=True, squeeze=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.remove()
+    for ax, (title, rows) in zip(axes.flat, panels):
         for seed, seed_rows in rows.groupby("seed"):
             ax.plot(seed_rows["epoch"], seed_rows["val_dice"], marker=marker, label=f"seed {seed}")
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("epoch")
         ax.set_ylim(-0.03, 1.0)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation Dice")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    for row in axes:
+        row[0].set_ylabel("validation Dice")
+    axes.flat[len(panels) - 1].legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     return fig
 

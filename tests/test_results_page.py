@@ -369,3 +369,18 @@ def test_take_piece_leaves_an_ablation_task_gathered_from_part_of_the_ablation(t
     assert (ours / "ablations" / "fundus.csv").read_text() == "ours, five seeds\n"
     assert (ours / "ablations" / "abdomen.csv").read_bytes() == (piece / "abdomen.csv").read_bytes()
     assert set(json.loads((ours / "ablations" / "provenance.json").read_text())["tasks"]) == {"abdomen"}
+
+
+def test_the_outcome_the_book_opens_with_is_the_results_pages_headline(tmp_path):
+    """Notebook 00 and the landing page open with evidence.outcome: the headline of the same files."""
+    folder = write_fake_results(tmp_path / "results", tasks=("polyp", "cardiac"))
+    scores, training, _ = evidence.load_results(folder)
+    tables = evidence.page_tables(scores, training)
+    found = evidence.outcome(folder, tasks=("polyp", "cardiac"))
+    assert found.headline == evidence.headline(tables["verdicts"], tables["gate"])
+    assert sorted(found.verdicts["task"]) == sorted(tables["verdicts"]["task"])
+    pending = evidence.outcome(folder)  # every task of the suite: those without results are named
+    missing = [spec.title for task, spec in TASKS.items() if task not in ("polyp", "cardiac")]
+    assert pending.headline == found.headline + f" Pending: {', '.join(missing)}."
+    assert evidence.outcome(tmp_path / "nothing").headline == evidence.PENDING
+    assert evidence.outcome().source == COMMITTED  # the repository's committed results by default

@@ -24,6 +24,9 @@
 
 6. ``{calibration-table}``: the difficulty calibration (``book/results/calibration.csv``) as each task's chosen
    level by :func:`sikd_utils.calibrate.choose_levels`, or a note that no calibration run is committed yet.
+
+7. ``static/sikd_book.css``: outputs wider than the text column (a glued table pasted into a page)
+   scroll in their own box instead of pushing the page sideways.
 """
 
 from __future__ import annotations
@@ -164,7 +167,13 @@ class CalibrationTable(SphinxDirective):
         return [node]
 
 
+def _add_static(app) -> None:
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("sikd_book.css")
     app.add_directive("repo-literal", RepoLiteral)
     app.add_directive("calibration-table", CalibrationTable)
     app.add_directive("paper-differences", PaperDifferences)
