@@ -63,6 +63,8 @@ KNOWN_LONG = {
     "book/results": 4500,                 # pastes 06's and 07's outputs; reference tables to go to an appendix
     "book/api": 30000,                    # generated from the docstrings: looked up, never read through
     "book/results/RUNLOG": 4000,          # the log of every evidence run, newest first: looked up by date
+    "book/data": 3500,                    # the difficulty table (every hardening of five tasks) and the real
+                                          # datasets' layouts are reference tables, to go to an appendix
 }
 #: At most this fraction of an image's drawn width may be lost to shrinking it into the column.
 MIN_SHOWN_FRACTION = 0.45
