@@ -37,6 +37,7 @@ before the run and what each GPU session measured are in ``book/results/RUNLOG.m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -676,15 +677,11 @@ def ablate(settings: AblationSettings, log=_print) -> int:
     if settings.parts_dir:
         writable_folder(settings.parts_dir, "--parts-dir")
     preflight(settings, same_run, entries.get, lambda t: settings.config(t).run_key(_data_tag(settings.config(t))))
-    locks = [FolderLock(folder, settings.command, log) for folder in
-             dict.fromkeys([settings.out_dir, settings.results_dir, *([settings.parts_dir] if settings.parts_dir else [])])]
-    for lock in locks:
-        lock.__enter__()
-    try:
+    folders = dict.fromkeys([settings.out_dir, settings.results_dir, *([settings.parts_dir] if settings.parts_dir else [])])
+    with contextlib.ExitStack() as held:  # a lock refused releases those already taken
+        for folder in folders:
+            held.enter_context(FolderLock(folder, settings.command, log))
         return _ablate(settings, log)
-    finally:
-        for lock in reversed(locks):
-            lock.__exit__(None, None, None)
 
 
 def _ablate(settings: AblationSettings, log) -> int:

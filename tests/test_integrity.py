@@ -396,3 +396,14 @@ def test_a_student_listed_before_its_teacher_is_refused_before_any_training(tmp_
                                          r"in roles \(got \['baseline', 'student', 'teacher'\]\)"):
         train_roles(config, splits, ["baseline", "student", "teacher"], seed=0)
     assert not list(tmp_path.rglob("*.pt")), "the baseline before it was not trained"
+
+
+def test_a_refused_ablation_lock_releases_those_already_taken(tmp_path):
+    from sikd_utils.ablate import AblationSettings, ablate
+
+    settings = AblationSettings(preset="tiny", tasks=("fundus",), seeds=(0,), out_dir=str(tmp_path / "runs"),
+                                results_dir=str(tmp_path / "results"), evidence_dir=None, device="cpu")
+    with FolderLock(tmp_path / "results", "another run"):
+        with pytest.raises(FolderBusy, match="another run"):
+            ablate(settings, log=lambda m: None)
+    assert not (tmp_path / "runs" / ".sikd-run.lock").exists(), "the out-dir lock taken first was released"
