@@ -237,7 +237,7 @@ def closing_status(outcomes: list[dict], unfinished: list[str], start: float, lo
     last line; :data:`EXIT_DONE` or :data:`EXIT_UNFINISHED`."""
     failed = [o for o in outcomes if o["status"] == "failed"]
     for outcome in failed:
-        what = " ".join(str(outcome[k]) for k in ("task",) if k in outcome) + f" seed {outcome.get('seed')}"
+        what = f"{outcome.get('task')} seed {outcome.get('seed')}"
         if outcome.get("group"):
             what += f" [{', '.join(outcome['group'])}]"
         log(f"FAILED {what}: {outcome['error']} — {rerun_advice(outcome['error'])}")

@@ -71,11 +71,12 @@ def differences(preset: str = "gpu") -> "pd.DataFrame":  # noqa: F821
     import pandas as pd
 
     from .presets import preset_settings
+    from .train_config import TrainConfig
 
     p = preset_settings(preset)
     images, volumes = p["n_images"], p["n_volumes"]
     teacher_3d = p.get("teacher_epochs_3d") or p["teacher_epochs"] or p["epochs"]
-    milestones = sorted({max(1, round(m * p["epochs"] / 200)) for m in (60, 100, 150, 180)})
+    milestones = TrainConfig(epochs=p["epochs"]).scaled_milestones()  # the schedule train() runs
     rows = [
         ("Data", RECIPE["data"], "synthetic phantoms of the same five tasks (sikd_utils.data.synthetic)"),
         ("Cross-domain test", RECIPE["cross_domain"],

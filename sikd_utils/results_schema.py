@@ -211,7 +211,7 @@ def check_entry(entry, source, fields: tuple[str, ...] = ("commit", "preset", "r
         if name in fields and (not isinstance(entry[name], str) or not entry[name].strip()):
             raise ResultsFileError(f"{source}: {name} is {entry[name]!r}, expected a non-empty string")
     if "commit" in fields:
-        commit = entry["commit"].removesuffix("-dirty") if entry["commit"].endswith("-dirty") else entry["commit"]
+        commit = entry["commit"].removesuffix("-dirty")
         if commit != "unknown" and not (7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)):
             raise ResultsFileError(f"{source}: commit {entry['commit']!r} is not a git commit hash (nor 'unknown')")
     if "seeds" in fields:

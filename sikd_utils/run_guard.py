@@ -64,7 +64,8 @@ class FolderLock:
                 if owner is None:
                     continue  # released meanwhile
                 pid, host = owner.get("pid"), owner.get("host")
-                if isinstance(pid, int) and host == socket.gethostname() and not _alive(pid) or not owner:
+                ended = isinstance(pid, int) and host == socket.gethostname() and not _alive(pid)
+                if ended or not owner:
                     if self.log:
                         self.log(f"note: removed a stale lock {self.path} (process {pid} on {host} has ended)")
                     self.path.unlink(missing_ok=True)
